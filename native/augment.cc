@@ -1,0 +1,126 @@
+#include "augment.h"
+
+#include <array>
+#include <cmath>
+#include <stdexcept>
+
+namespace torchlet {
+
+namespace {
+
+using Mat3 = std::array<double, 9>;
+
+Mat3 Mul(const Mat3& a, const Mat3& b) {
+  Mat3 c{};
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j) c[i * 3 + j] = a[i * 3] * b[j] + a[i * 3 + 1] * b[3 + j] + a[i * 3 + 2] * b[6 + j];
+  return c;
+}
+
+// torchvision's _get_inverse_affine_matrix with the centre at the origin: maps
+// output coordinates (centred on the image) to input coordinates.
+Mat3 InverseAffine(double angle, double tx, double ty, double scale, double shear_x, double shear_y) {
+  const double rot = angle * M_PI / 180, sx = shear_x * M_PI / 180, sy = shear_y * M_PI / 180;
+  const double a = std::cos(rot - sy) / std::cos(sy);
+  const double b = -std::cos(rot - sy) * std::tan(sx) / std::cos(sy) - std::sin(rot);
+  const double c = std::sin(rot - sy) / std::cos(sy);
+  const double d = -std::sin(rot - sy) * std::tan(sx) / std::cos(sy) + std::cos(rot);
+  Mat3 m{d / scale, -b / scale, 0, -c / scale, a / scale, 0, 0, 0, 1};
+  m[2] = m[0] * -tx + m[1] * -ty;
+  m[5] = m[3] * -tx + m[4] * -ty;
+  return m;
+}
+
+// Solves for the homography H with H(to[i]) = from[i] (torchvision's
+// _get_perspective_coeffs): 8 equations, Gaussian elimination with partial pivoting.
+Mat3 Homography(const std::array<std::array<double, 2>, 4>& to, const std::array<std::array<double, 2>, 4>& from) {
+  double A[8][9] = {};
+  for (int i = 0; i < 4; ++i) {
+    const double x = to[i][0], y = to[i][1], u = from[i][0], v = from[i][1];
+    double r1[9] = {x, y, 1, 0, 0, 0, -u * x, -u * y, u};
+    double r2[9] = {0, 0, 0, x, y, 1, -v * x, -v * y, v};
+    for (int j = 0; j < 9; ++j) {
+      A[2 * i][j] = r1[j];
+      A[2 * i + 1][j] = r2[j];
+    }
+  }
+  for (int col = 0; col < 8; ++col) {
+    int pivot = col;
+    for (int r = col + 1; r < 8; ++r)
+      if (std::fabs(A[r][col]) > std::fabs(A[pivot][col])) pivot = r;
+    if (std::fabs(A[pivot][col]) < 1e-12) throw std::runtime_error("degenerate perspective corners");
+    for (int j = 0; j < 9; ++j) std::swap(A[col][j], A[pivot][j]);
+    for (int r = 0; r < 8; ++r) {
+      if (r == col) continue;
+      const double f = A[r][col] / A[col][col];
+      for (int j = col; j < 9; ++j) A[r][j] -= f * A[col][j];
+    }
+  }
+  Mat3 h{};
+  for (int i = 0; i < 8; ++i) h[i] = A[i][8] / A[i][i];
+  h[8] = 1;
+  return h;
+}
+
+}  // namespace
+
+at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOptions& o, Rng& rng) {
+  at::Tensor out = torch::empty({n, 3, 3}, torch::kFloat32);
+  float* p = out.data_ptr<float>();
+  const double W = static_cast<double>(width), H = static_cast<double>(height);
+  // Output coordinates arrive with pixel edges at integers (0..W); move the origin
+  // to the centre for the affine part, then scale to grid_sample's [-1, 1].
+  const Mat3 to_centre{1, 0, -W / 2, 0, 1, -H / 2, 0, 0, 1};
+  const Mat3 normalise{2 / W, 0, 0, 0, 2 / H, 0, 0, 0, 1};
+  const Mat3 from_edges_to_centres{1, 0, -0.5, 0, 1, -0.5, 0, 0, 1};
+  const Mat3 from_centres_to_edges{1, 0, 0.5, 0, 1, 0.5, 0, 0, 1};
+  const int64_t dw = static_cast<int64_t>(o.distortion * static_cast<double>(width / 2));
+  const int64_t dh = static_cast<int64_t>(o.distortion * static_cast<double>(height / 2));
+  for (int64_t i = 0; i < n; ++i) {
+    // Same draws, in the same order, as torchvision's RandomAffine.get_params.
+    const double angle = rng.Uniform(-o.degrees, o.degrees);
+    const double max_dx = o.translateX * W, max_dy = o.translateY * H;
+    const double tx = std::round(rng.Uniform(-max_dx, max_dx));
+    const double ty = std::round(rng.Uniform(-max_dy, max_dy));
+    const double scale = o.scaleMin == o.scaleMax ? o.scaleMin : rng.Uniform(o.scaleMin, o.scaleMax);
+    const double shx = o.shearXMin == o.shearXMax ? o.shearXMin : rng.Uniform(o.shearXMin, o.shearXMax);
+    const double shy = o.shearYMin == o.shearYMax ? o.shearYMin : rng.Uniform(o.shearYMin, o.shearYMax);
+    Mat3 m = Mul(normalise, Mul(InverseAffine(angle, tx, ty, scale, shx, shy), to_centre));
+    if (o.perspectiveP > 0 && rng.Uniform(0, 1) < o.perspectiveP) {
+      // RandomPerspective moves each corner (in pixel-centre coordinates) inwards by up
+      // to distortion * half the size; the output samples where the corners went.
+      const double w1 = W - 1, h1 = H - 1;
+      std::array<std::array<double, 2>, 4> start{{{0, 0}, {w1, 0}, {w1, h1}, {0, h1}}};
+      std::array<std::array<double, 2>, 4> end{{
+          {double(rng.RandInt(0, dw + 1)), double(rng.RandInt(0, dh + 1))},
+          {double(rng.RandInt(width - dw - 1, width)), double(rng.RandInt(0, dh + 1))},
+          {double(rng.RandInt(width - dw - 1, width)), double(rng.RandInt(height - dh - 1, height))},
+          {double(rng.RandInt(0, dw + 1)), double(rng.RandInt(height - dh - 1, height))},
+      }};
+      Mat3 persp = Mul(from_centres_to_edges, Mul(Homography(end, start), from_edges_to_centres));
+      m = Mul(m, persp);
+    }
+    for (int k = 0; k < 9; ++k) p[i * 9 + k] = static_cast<float>(m[k]);
+  }
+  return out;
+}
+
+at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng) {
+  const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
+  at::Tensor theta = SampleWarps(n, h, w, o, rng).to(x.device());
+  // Output pixel centres in edge coordinates, homogeneous: [H*W, 3].
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  at::Tensor ys = torch::arange(h, opts).add_(0.5);
+  at::Tensor xs = torch::arange(w, opts).add_(0.5);
+  auto mesh = torch::meshgrid({ys, xs}, "ij");
+  at::Tensor base = torch::stack({mesh[1].reshape(-1), mesh[0].reshape(-1), torch::ones({h * w}, opts)}, 1);
+  at::Tensor src = torch::matmul(base.unsqueeze(0), theta.transpose(1, 2));  // [N, H*W, 3]
+  at::Tensor grid = src.narrow(2, 0, 2) / src.narrow(2, 2, 1);
+  namespace F = torch::nn::functional;
+  F::GridSampleFuncOptions::mode_t mode = torch::kBilinear;
+  if (o.nearest) mode = torch::kNearest;
+  return F::grid_sample(x, grid.view({n, h, w, 2}),
+                        F::GridSampleFuncOptions().mode(mode).padding_mode(torch::kZeros).align_corners(false));
+}
+
+}  // namespace torchlet

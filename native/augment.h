@@ -1,0 +1,46 @@
+// Batched geometric augmentation: torchvision's RandomAffine followed by
+// RandomPerspective, composed into one homography per sample and applied with a
+// single grid_sample, so each image is resampled once instead of twice.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <random>
+
+namespace torchlet {
+
+// A seedable generator whose state is fully determined by (seed, stream), so an
+// epoch's randomness can be recreated exactly on resume.
+class Rng {
+ public:
+  explicit Rng(uint64_t seed) : engine_(seed) {}
+  double Uniform(double lo, double hi) { return lo + (hi - lo) * static_cast<double>(engine_() >> 11) * 0x1.0p-53; }
+  int64_t RandInt(int64_t lo, int64_t hi_exclusive) {
+    return lo + static_cast<int64_t>(engine_() % static_cast<uint64_t>(hi_exclusive - lo));
+  }
+  uint64_t Next() { return engine_(); }
+
+ private:
+  std::mt19937_64 engine_;
+};
+
+struct AugmentOptions {
+  bool enabled = false;
+  double degrees = 0;                       // rotation drawn from [-degrees, degrees]
+  double translateX = 0, translateY = 0;    // fraction of width / height
+  double scaleMin = 1, scaleMax = 1;
+  double shearXMin = 0, shearXMax = 0;      // degrees
+  double shearYMin = 0, shearYMax = 0;
+  double distortion = 0, perspectiveP = 0;  // RandomPerspective(distortion_scale, p)
+  bool nearest = false;                     // interpolation; bilinear by default
+};
+
+// Per-sample 3x3 matrices mapping output pixel coordinates (pixel edges at integers)
+// to grid_sample's normalised source coordinates. Exposed for tests.
+at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOptions& o, Rng& rng);
+
+// x: float [N, C, H, W]; returns the warped batch, fill 0 outside the source.
+at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng);
+
+}  // namespace torchlet

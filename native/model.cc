@@ -1,0 +1,324 @@
+#include "model.h"
+
+#include <chrono>
+#include <cstring>
+#include <regex>
+
+#include "dataset.h"
+#include "errors.h"
+#include "state_dict.h"
+
+namespace torchlet {
+
+torch::Device ParseDevice(const std::string& name) {
+  static const std::regex pattern("^(cpu|cuda|auto)(:([0-9]+))?$");
+  std::smatch m;
+  if (!std::regex_match(name, m, pattern) || (m[1] != "cuda" && m[2].matched)) {
+    throw RangeError("device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got '" + name + "'");
+  }
+  if (m[1] == "cpu") return torch::Device(torch::kCPU);
+  if (m[1] == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  if (!torch::cuda::is_available()) {
+    throw RangeError("device '" + name + "' was asked for, but this libtorch " +
+                     (torch::cuda::device_count() == 0 ? std::string("sees no CUDA device") : std::string("cannot use CUDA")) +
+                     " (is it a CUDA build of libtorch, with a driver?); use 'cpu' or 'auto'");
+  }
+  int64_t index = m[2].matched ? std::stoll(m[3]) : 0;
+  if (index >= static_cast<int64_t>(torch::cuda::device_count())) {
+    throw RangeError("device '" + name + "' does not exist: " + std::to_string(torch::cuda::device_count()) + " CUDA device(s) visible");
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+at::Tensor Standardise(at::Tensor x, const ModelSpec& spec) {
+  if (spec.mean.empty()) return x;
+  if (spec.mean.size() == 1) return x.sub_(spec.mean[0]).div_(spec.stdev[0]);
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
+  auto mean = torch::tensor(std::vector<float>(spec.mean.begin(), spec.mean.end()), opts).view({1, -1, 1, 1});
+  auto stdev = torch::tensor(std::vector<float>(spec.stdev.begin(), spec.stdev.end()), opts).view({1, -1, 1, 1});
+  return x.sub_(mean).div_(stdev);
+}
+
+at::Tensor Normalise(const at::Tensor& pixels, const ModelSpec& spec) {
+  return Standardise(pixels.to(torch::kFloat32).div_(255.0), spec);
+}
+
+Napi::Function Model::Init(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {
+                         InstanceMethod<&Model::NumParams>("numParams"),
+                         InstanceMethod<&Model::StateShapes>("stateShapes"),
+                         InstanceMethod<&Model::Save>("save"),
+                         InstanceMethod<&Model::Load>("load"),
+                         InstanceMethod<&Model::Predict>("predict"),
+                         InstanceMethod<&Model::Evaluate>("evaluate"),
+                         InstanceMethod<&Model::To>("to"),
+                         InstanceAccessor<&Model::GetDevice>("device"),
+                         InstanceMethod<&Model::Dispose>("dispose"),
+                         InstanceAccessor<&Model::IsDisposed>("disposed"),
+                     });
+}
+
+Model* Model::FromJs(const Napi::Value& v, const char* what) {
+  if (!v.IsObject()) throw TypeError(std::string(what) + " must be a native Model");
+  // ObjectWrap::Unwrap cannot tell a Model from any other object, so check the brand.
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Value brand = o.Get("__torchletModel");
+  if (!brand.IsBoolean()) throw TypeError(std::string(what) + " must be a native Model");
+  Model* m = Napi::ObjectWrap<Model>::Unwrap(o);
+  if (m->net_.is_empty()) throw Napi::Error::New(v.Env(), std::string(what) + " has been disposed");
+  return m;
+}
+
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {
+  Guard(info.Env(), [&] {
+    Napi::Object spec = ArgObject(info, 0, "spec");
+    Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
+    spec_ = std::make_unique<ModelSpec>(ParseModelSpec(spec));
+    if (Has(opts, "seed")) torch::manual_seed(static_cast<uint64_t>(GetInt(opts, "seed")));
+    net_ = Compile(*spec_);
+    classes_ = CheckShapes(net_, *spec_);
+    device_ = ParseDevice(GetString(opts, "device", "cpu"));
+    net_->to(device_);
+    info.This().As<Napi::Object>().DefineProperty(Napi::PropertyDescriptor::Value("__torchletModel", Napi::Boolean::New(info.Env(), true)));
+  });
+}
+
+Sequential& Model::Net() {
+  if (net_.is_empty()) throw std::runtime_error("the model has been disposed");
+  return net_;
+}
+
+void Model::Acquire(const char* what) {
+  Net();
+  bool expected = false;
+  if (!busy_.compare_exchange_strong(expected, true)) {
+    throw std::runtime_error(std::string("cannot ") + what + ": the model is busy with another training or evaluation call");
+  }
+}
+
+Napi::Value Model::NumParams(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    int64_t n = 0;
+    for (const auto& p : Net()->parameters()) n += p.numel();
+    return Napi::Number::New(info.Env(), static_cast<double>(n));
+  });
+}
+
+Napi::Value Model::StateShapes(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    Napi::Object out = Napi::Object::New(info.Env());
+    for (const auto& [name, t] : StateDict(*Net())) {
+      Napi::Array shape = Napi::Array::New(info.Env(), t.dim());
+      for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
+      out.Set(name, shape);
+    }
+    return out;
+  });
+}
+
+Napi::Value Model::Save(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    std::string path = ArgString(info, 0, "path");
+    Net();
+    if (busy_) throw std::runtime_error("cannot save while the model is training or evaluating; await that call first");
+    SaveStateDict(*net_, path);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    std::string path = ArgString(info, 0, "path");
+    Acquire("load weights");
+    try {
+      LoadStateDict(*net_, path);
+    } catch (...) {
+      Release();
+      throw;
+    }
+    Release();
+    return info.Env().Undefined();
+  });
+}
+
+// predict(pixels: Uint8Array | Float32Array, count): log-probabilities [count * classes].
+// Synchronous on purpose: a single image takes well under a millisecond, less than a
+// thread hop would cost.
+Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsTypedArray()) throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
+    auto arr = info[0].As<Napi::TypedArray>();
+    const ModelSpec& s = Spec();
+    int64_t per = s.channels * s.height * s.width;
+    if (arr.ElementLength() == 0 || arr.ElementLength() % per != 0) {
+      throw RangeError("pixels holds " + std::to_string(arr.ElementLength()) + " values, not a multiple of one image's " + std::to_string(per) +
+                       " (" + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width) + ")");
+    }
+    int64_t n = static_cast<int64_t>(arr.ElementLength()) / per;
+    at::Tensor x;
+    if (arr.TypedArrayType() == napi_uint8_array || arr.TypedArrayType() == napi_uint8_clamped_array) {
+      auto u8 = arr.As<Napi::Uint8Array>();
+      x = Normalise(torch::from_blob(u8.Data(), {n, s.channels, s.height, s.width}, torch::kUInt8).to(device_), s);
+    } else if (arr.TypedArrayType() == napi_float32_array) {
+      auto f32 = arr.As<Napi::Float32Array>();
+      // copy=true: Standardise works in place and must not write into the caller's array.
+      x = Standardise(torch::from_blob(f32.Data(), {n, s.channels, s.height, s.width}, torch::kFloat32).to(device_, torch::kFloat32, false, true), s);
+    } else {
+      throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
+    }
+    Acquire("predict");
+    at::Tensor out;
+    try {
+      c10::InferenceMode guard;
+      bool was_training = net_->is_training();
+      net_->eval();
+      out = net_->forward(x).to(torch::kCPU).contiguous();
+      net_->train(was_training);
+    } catch (...) {
+      Release();
+      throw;
+    }
+    Release();
+    auto result = Napi::Float32Array::New(info.Env(), static_cast<size_t>(out.numel()));
+    std::memcpy(result.Data(), out.data_ptr<float>(), sizeof(float) * out.numel());
+    return result;
+  });
+}
+
+namespace {
+
+class EvaluateWorker : public Napi::AsyncWorker {
+ public:
+  // The tensors are taken here, on the JS thread, so that disposing the Dataset while
+  // this runs only drops the Dataset's references, not the worker's.
+  EvaluateWorker(Napi::Env env, Model* model, Napi::ObjectReference model_ref, at::Tensor images, at::Tensor labels, int64_t batch,
+                 bool keep_log_probs)
+      : Napi::AsyncWorker(env, "torchlet.evaluate"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        model_(model),
+        model_ref_(std::move(model_ref)),
+        images_(std::move(images)),
+        labels_(std::move(labels)),
+        batch_(batch),
+        keep_(keep_log_probs) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      auto start = std::chrono::steady_clock::now();
+      c10::InferenceMode guard;
+      auto& net = model_->Net();
+      bool was_training = net->is_training();
+      net->eval();
+      const at::Tensor& images = images_;
+      const at::Tensor& labels = labels_;
+      int64_t n = images.size(0);
+      if (keep_) log_probs_ = torch::empty({n, model_->Classes()}, torch::kFloat32);
+      predictions_ = torch::empty({n}, torch::kUInt8);
+      double loss_sum = 0;
+      int64_t correct = 0;
+      for (int64_t i = 0; i < n; i += batch_) {
+        int64_t end = std::min(n, i + batch_);
+        at::Tensor out = net->forward(Normalise(images.slice(0, i, end), model_->Spec()));
+        at::Tensor y = labels.slice(0, i, end);
+        at::Tensor pred = out.argmax(1);
+        loss_sum += torch::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
+        correct += pred.eq(y).sum().item<int64_t>();
+        predictions_.slice(0, i, end).copy_(pred.to(torch::kCPU));
+        if (keep_) log_probs_.slice(0, i, end).copy_(out.to(torch::kCPU));
+      }
+      net->train(was_training);
+      loss_ = n ? loss_sum / static_cast<double>(n) : 0;
+      correct_ = correct;
+      count_ = n;
+      seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    } catch (...) {
+      SetError(CurrentExceptionMessage());
+    }
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    model_->Release();
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("loss", loss_);
+    r.Set("correct", static_cast<double>(correct_));
+    r.Set("count", static_cast<double>(count_));
+    r.Set("accuracy", count_ ? static_cast<double>(correct_) / static_cast<double>(count_) : 0.0);
+    r.Set("seconds", seconds_);
+    auto preds = Napi::Uint8Array::New(env, static_cast<size_t>(count_));
+    std::memcpy(preds.Data(), predictions_.data_ptr<uint8_t>(), static_cast<size_t>(count_));
+    r.Set("predictions", preds);
+    if (keep_) {
+      auto lp = Napi::Float32Array::New(env, static_cast<size_t>(log_probs_.numel()));
+      std::memcpy(lp.Data(), log_probs_.data_ptr<float>(), sizeof(float) * log_probs_.numel());
+      r.Set("logProbs", lp);
+    }
+    deferred_.Resolve(r);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    model_->Release();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Model* model_;
+  Napi::ObjectReference model_ref_;
+  at::Tensor images_, labels_;
+  int64_t batch_;
+  bool keep_;
+  at::Tensor log_probs_, predictions_;
+  double loss_ = 0, seconds_ = 0;
+  int64_t correct_ = 0, count_ = 0;
+};
+
+}  // namespace
+
+// evaluate(dataset, { batchSize?, logProbs? }): Promise of loss, accuracy, predictions.
+Napi::Value Model::Evaluate(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Dataset* data = Dataset::FromJs(info[0], "dataset");
+    Napi::Object opts = info.Length() > 1 && info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(info.Env());
+    int64_t batch = GetInt(opts, "batchSize", 1000);
+    if (batch <= 0) throw RangeError("batchSize must be a positive integer, got " + std::to_string(batch));
+    data->CheckCompatible(Spec(), Classes());
+    Acquire("evaluate");
+    auto* worker = new EvaluateWorker(info.Env(), this, Napi::Persistent(Value()), data->Images(device_), data->Labels(device_), batch,
+                                      GetBool(opts, "logProbs", false));
+    worker->Queue();
+    return worker->Promise();
+  });
+}
+
+Napi::Value Model::To(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    torch::Device device = ParseDevice(ArgString(info, 0, "device"));
+    Acquire("move the model");
+    net_->to(device);
+    device_ = device;
+    Release();
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Model::GetDevice(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), device_.str());
+}
+
+Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (busy_) throw std::runtime_error("cannot dispose the model while it is training or evaluating; await that call first");
+    net_ = Sequential(nullptr);
+    return info.Env().Undefined();
+  });
+}
+
+Napi::Value Model::IsDisposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), net_.is_empty());
+}
+
+}  // namespace torchlet
