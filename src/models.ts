@@ -1,0 +1,67 @@
+// The three reference architectures. Every 3x3 conv has padding 0 and a bias; every
+// dropout is 0.05; the output is log-probabilities, trained with NLL.
+import { defineModel, layers as L, type Layer, type ModelSpec } from './spec.js';
+
+const P = 0.05;
+
+/** conv -> BN -> ReLU (-> dropout): the unit Lightest and SuperLight are built from. */
+function block(inC: number, outC: number, kernel: number, dropout: boolean): Layer[] {
+  return [L.conv2d(inC, outC, kernel), L.batchNorm2d(outC), L.relu(), ...(dropout ? [L.dropout(P)] : [])];
+}
+
+/** Shared trunk of Lightest and SuperLight, from the input to conv5 (16 x 6 x 6). */
+function normalisedTrunk(): Layer[] {
+  return [
+    ...block(1, 4, 3, true), // 28 -> 26
+    ...block(4, 8, 3, true), // -> 24
+    L.maxPool2d(2), // -> 12
+    ...block(8, 4, 1, false), // 1x1 transition
+    ...block(4, 8, 3, true), // -> 10
+    ...block(8, 12, 3, true), // -> 8
+    ...block(12, 16, 3, false), // -> 6
+  ];
+}
+
+/** Light, 4,738 parameters: no batch norm, no dropout. */
+export const light: ModelSpec = defineModel('light', [
+  L.conv2d(1, 4, 3), L.relu(), // 28 -> 26
+  L.conv2d(4, 8, 3), L.relu(), // -> 24
+  L.maxPool2d(2), // -> 12
+  L.conv2d(8, 4, 1), L.relu(),
+  L.conv2d(4, 8, 3), L.relu(), // -> 10
+  L.conv2d(8, 12, 3), L.relu(), // -> 8
+  L.conv2d(12, 16, 3), L.relu(), // -> 6
+  L.maxPool2d(2), // -> 3
+  L.conv2d(16, 10, 3), // -> 1
+  L.flatten(),
+  L.logSoftmax(),
+]);
+
+/** Lightest, 4,274 parameters: BN everywhere, a 1x1 squeeze to 8 channels before the classifier. */
+export const lightest: ModelSpec = defineModel('lightest', [
+  ...normalisedTrunk(),
+  L.maxPool2d(2), // -> 3
+  ...block(16, 8, 1, false),
+  L.conv2d(8, 10, 3), // -> 1
+  L.flatten(),
+  L.logSoftmax(),
+]);
+
+/** SuperLight, 4,842 parameters: adaptive average pooling to 3x3 before the classifier. */
+export const superLight: ModelSpec = defineModel('super_light', [
+  ...normalisedTrunk(),
+  L.adaptiveAvgPool2d(3),
+  L.conv2d(16, 10, 3), // -> 1
+  L.flatten(),
+  L.logSoftmax(),
+]);
+
+export const models = { light, lightest, super_light: superLight } as const;
+export type ModelName = keyof typeof models;
+
+/** Documented parameter counts; CI asserts the specs match them. */
+export const DOCUMENTED_PARAMS: Record<ModelName, number> = { light: 4738, lightest: 4274, super_light: 4842 };
+
+export function isModelName(name: string): name is ModelName {
+  return Object.hasOwn(models, name);
+}

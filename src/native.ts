@@ -1,0 +1,150 @@
+// The compiled addon and its typed surface. Only this file touches the raw binding.
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ModelSpec } from './spec.js';
+
+export interface ProgressInfo {
+  step: number;
+  steps: number;
+  loss: number;
+  accuracy: number;
+  lr: number;
+}
+
+export interface EpochStats {
+  loss: number;
+  accuracy: number;
+  lr: number;
+  seconds: number;
+  steps: number;
+  samples: number;
+}
+
+export interface EvalStats {
+  loss: number;
+  accuracy: number;
+  correct: number;
+  count: number;
+  seconds: number;
+  predictions: Uint8Array;
+  logProbs?: Float32Array;
+}
+
+export interface OneCycleOptions {
+  maxLr: number;
+  totalSteps: number;
+  pctStart?: number;
+  anneal?: 'cos' | 'linear';
+  divFactor?: number;
+  finalDivFactor?: number;
+  threePhase?: boolean;
+  cycleMomentum?: boolean;
+  baseMomentum?: number;
+  maxMomentum?: number;
+}
+
+export interface AugmentOptions {
+  /** Rotation drawn from [-degrees, degrees]. */
+  degrees?: number;
+  /** Maximum translation as a fraction of width and height: one number or [x, y]. */
+  translate?: number | [number, number];
+  scale?: [number, number];
+  /** Shear along x in degrees: a number s means [-s, s]. */
+  shear?: number | [number, number];
+  shearY?: number | [number, number];
+  /** RandomPerspective distortion_scale, applied with probability perspectiveP. */
+  distortion?: number;
+  perspectiveP?: number;
+  interpolation?: 'bilinear' | 'nearest';
+}
+
+export type OptimizerOptions =
+  | { type: 'adamw'; lr: number; weightDecay?: number; betas?: [number, number]; eps?: number }
+  | { type: 'sgd'; lr: number; weightDecay?: number; momentum?: number; dampening?: number; nesterov?: boolean };
+
+export interface TrainerOptions {
+  optimizer: OptimizerOptions;
+  scheduler?: { type: 'onecycle' } & OneCycleOptions;
+  loss?: 'nll' | 'cross_entropy';
+  labelSmoothing?: number;
+  batchSize?: number;
+  seed?: number;
+  augment?: AugmentOptions;
+}
+
+export interface NativeDataset {
+  readonly size: number;
+  readonly shape: [number, number, number, number];
+  readonly disposed: boolean;
+  subset(start: number, end: number): NativeDataset;
+  dispose(): void;
+}
+
+export interface NativeModel {
+  readonly device: string;
+  readonly disposed: boolean;
+  numParams(): number;
+  stateShapes(): Record<string, number[]>;
+  save(path: string): void;
+  load(path: string): void;
+  predict(pixels: Uint8Array | Float32Array): Float32Array;
+  evaluate(data: NativeDataset, options?: { batchSize?: number; logProbs?: boolean }): Promise<EvalStats>;
+  to(device: string): void;
+  dispose(): void;
+}
+
+export interface NativeTrainer {
+  readonly step: number;
+  readonly lr: number;
+  trainEpoch(data: NativeDataset, epoch: number, onProgress?: (p: ProgressInfo) => boolean | void): Promise<EpochStats>;
+  saveState(path: string, meta: string): void;
+  loadState(path: string): string;
+  dispose(): void;
+}
+
+export interface Binding {
+  Model: new (spec: ModelSpec, options?: { device?: string; seed?: number }) => NativeModel;
+  Dataset: new (images: Uint8Array, labels: Uint8Array, shape: [number, number, number, number]) => NativeDataset;
+  Trainer: new (model: NativeModel, options: TrainerOptions) => NativeTrainer;
+  cudaIsAvailable(): boolean;
+  cudaDeviceCount(): number;
+  setNumThreads(n: number): void;
+  getNumThreads(): number;
+  resolveDevice(device: string): string;
+  oneCycleSchedule(options: OneCycleOptions, steps: number): { lr: Float64Array; momentum: Float64Array };
+  augmentBatch(data: NativeDataset, start: number, count: number, options: AugmentOptions, seed: number): Float32Array;
+  libtorchVersion: string;
+}
+
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('torchlet: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+  return dir;
+}
+
+let cached: Binding | undefined;
+
+/** Loads the addon once; on failure, says how to build it rather than just "module not found". */
+export function native(): Binding {
+  if (cached) return cached;
+  const require = createRequire(import.meta.url);
+  const load = require('node-gyp-build') as (dir: string) => Binding;
+  const root = packageRoot();
+  try {
+    cached = load(root);
+  } catch (err) {
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Error(
+      `torchlet: the native addon could not be loaded (${reason}).\n` +
+        `Build it with 'npm run build:native' in ${root}; it needs libtorch: set LIBTORCH=/path/to/libtorch, ` +
+        `LIBTORCH_USE_PYTORCH=1, or install Debian's libtorch-dev.`,
+    );
+  }
+  return cached;
+}
