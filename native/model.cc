@@ -188,6 +188,8 @@ Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
 
 namespace {
 
+constexpr int64_t kChunk = 128;
+
 class EvaluateWorker : public Napi::AsyncWorker {
  public:
   // The tensors are taken here, on the JS thread, so that disposing the Dataset while
@@ -219,8 +221,12 @@ class EvaluateWorker : public Napi::AsyncWorker {
       predictions_ = torch::empty({n}, torch::kUInt8);
       double loss_sum = 0;
       int64_t correct = 0;
-      for (int64_t i = 0; i < n; i += batch_) {
-        int64_t end = std::min(n, i + batch_);
+      // Forward passes are capped at kChunk rows: on CPU a 128-image pass runs about
+      // ten times faster per image than a 1000-image one (activations stay in cache),
+      // and in eval mode the result does not depend on how the rows are grouped.
+      const int64_t chunk = model_->Device().is_cpu() ? std::min(batch_, kChunk) : batch_;
+      for (int64_t i = 0; i < n; i += chunk) {
+        int64_t end = std::min(n, i + chunk);
         at::Tensor out = net->forward(Normalise(images.slice(0, i, end), model_->Spec()));
         at::Tensor y = labels.slice(0, i, end);
         at::Tensor pred = out.argmax(1);

@@ -317,6 +317,11 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<Progress> {
   void OnOK() override {
     Napi::Env env = Env();
     trainer_->GetModel()->Release();
+    // The callback may have thrown on the last report, after the loop had finished.
+    if (!callback_error_.empty()) {
+      deferred_.Reject(Napi::Error::New(env, callback_error_).Value());
+      return;
+    }
     Napi::Object r = Napi::Object::New(env);
     r.Set("loss", result_.loss);
     r.Set("accuracy", result_.accuracy);

@@ -1,0 +1,24 @@
+// torchlet's public API.
+export { native } from './native.js';
+export type {
+  AugmentOptions,
+  EpochStats,
+  EvalStats,
+  OneCycleOptions,
+  OptimizerOptions,
+  ProgressInfo,
+  TrainerOptions,
+} from './native.js';
+export { layers, defineModel, countParams, MNIST_INPUT } from './spec.js';
+export type { Layer, ModelSpec, InputSpec } from './spec.js';
+export { models, light, lightest, superLight, DOCUMENTED_PARAMS, isModelName } from './models.js';
+export type { ModelName } from './models.js';
+export { Model } from './model.js';
+export type { ModelOptions, Prediction } from './model.js';
+export { Dataset, loadMnist } from './dataset.js';
+export type { LoadOptions, MnistData } from './dataset.js';
+export { train, createTrainer, resolveRecipe } from './train.js';
+export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.js';
+export { REFERENCE_RECIPE, REFERENCE_AUGMENT } from './recipe.js';
+export type { Recipe } from './recipe.js';
+export { cuda, setThreads, getThreads } from './runtime.js';
