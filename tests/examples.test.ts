@@ -1,0 +1,35 @@
+import { execFileSync } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const run = (args: string[]): string => execFileSync(process.execPath, args, { cwd: process.cwd(), encoding: 'utf8', env: { ...process.env, CI: '1' } });
+
+// The examples import 'torchlet' as a user would, which resolves to the built dist/.
+beforeAll(() => {
+  execFileSync('npx', ['tsup', '--silent'], { cwd: process.cwd(), stdio: 'ignore' });
+}, 120_000);
+
+describe('examples/', () => {
+  it('holds the examples this test runs', () => {
+    expect(readdirSync('examples').sort()).toEqual(['custom-model.ts', 'quickstart.ts']);
+  });
+
+  it('quickstart trains, saves, reloads and predicts', () => {
+    const out = run(['--import', 'tsx', 'examples/quickstart.ts']);
+    expect(out).toMatch(/SuperLight: 4842 parameters on cpu/);
+    const accuracies = [...out.matchAll(/test accuracy (\d+\.\d+)%/g)].map((m) => Number(m[1]));
+    expect(accuracies.length).toBe(3);
+    expect(accuracies[1]).toBeGreaterThan(90);
+    // The reloaded weights score exactly what the trained model scored.
+    expect(out).toMatch(new RegExp(`reloaded weights: test accuracy ${accuracies[1]!.toFixed(2)}%`));
+    expect(out).toMatch(/first test image: predicted 7/);
+  });
+
+  it('custom-model builds a concat architecture and trains it', () => {
+    const out = run(['--import', 'tsx', 'examples/custom-model.ts']);
+    const params = Number(/tiny_inception: (\d+) parameters/.exec(out)?.[1]);
+    expect(params).toBeGreaterThan(1000);
+    expect(params).toBeLessThan(8000);
+    expect(Number(/test accuracy (\d+\.\d+)%/.exec(out)?.[1])).toBeGreaterThan(50);
+  });
+});
