@@ -12,7 +12,8 @@
         "native/onecycle.cc",
         "native/trainer.cc",
         "native/state_dict.cc",
-        "native/files.cc"
+        "native/files.cc",
+        "native/pickle_compat.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -7,6 +7,7 @@
 
 #include "errors.h"
 #include "files.h"
+#include "pickle_compat.h"
 
 namespace torchlet {
 
@@ -38,11 +39,10 @@ void LoadStateDict(torch::nn::Module& module, const std::string& path) {
   if (bytes.empty()) throw std::runtime_error("'" + path + "' is empty, not a PyTorch state_dict");
   c10::IValue value;
   try {
-    value = torch::pickle_load(bytes);
-  } catch (const c10::Error& e) {
-    std::string msg = TorchMessage(e);
-    bool is_zip = bytes.size() >= 4 && bytes[0] == 'P' && bytes[1] == 'K';
-    if (is_zip && msg.find("ould not find") == std::string::npos && msg.find("class") != std::string::npos) {
+    value = torch::pickle_load(UsesOrderedDict(bytes) ? OrderedDictsToDicts(bytes) : bytes);
+  } catch (const std::exception& e) {
+    std::string msg = dynamic_cast<const c10::Error*>(&e) ? TorchMessage(static_cast<const c10::Error&>(e)) : e.what();
+    if (msg.find("found unknown type") != std::string::npos || msg.find("class") != std::string::npos) {
       throw std::runtime_error("'" + path + "' holds a pickled Python object, not a state_dict (save model.state_dict(), not the model): " +
                                msg);
     }

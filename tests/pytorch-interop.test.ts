@@ -1,7 +1,7 @@
 // Weights cross between PyTorch and torchlet in both directions. The fixtures in
 // tests/fixtures/pytorch/ come from scripts/fixtures/gen_pytorch_weights.py; the reverse
 // direction spawns Debian's /usr/bin/python3 (python3-torch) on python/torchlet_models.py.
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
@@ -129,28 +129,32 @@ describe('PyTorch -> torchlet', () => {
     }
   });
 
-  // KNOWN BUGS in native/state_dict.cc, kept as `it.fails` so the suite stays green while they
-  // are open and turns red (prompting removal of `.fails`) the moment they are fixed.
-  //
-  // 1. light_pytorch.pt is what `torch.save(model.state_dict())` writes: a pickled
-  //    collections.OrderedDict carrying `_metadata`. libtorch 1.13's torch::pickle_load maps
-  //    the OrderedDict global to None and then asserts ("isGenericDict() INTERNAL ASSERT
-  //    FAILED ... Expected GenericDict but got None"; pytorch/pytorch#37213, #100741, fixed
-  //    upstream only by pytorch/pytorch#139750 in 2024). So today torchlet only reads
-  //    PyTorch weights saved as a plain dict (python/torchlet_models.py: save_for_torchlet).
-  it.fails('KNOWN BUG: loads the OrderedDict that torch.save(model.state_dict()) writes', () => {
+  // light_pytorch.pt is what `torch.save(model.state_dict())` writes: a pickled
+  // collections.OrderedDict with `_metadata`, which libtorch 1.13's unpickler cannot read
+  // by itself (native/pickle_compat.cc rewrites it). Loading it and saving it back must
+  // give exactly PyTorch's tensors.
+  it.skipIf(noPythonTorch)('loads the OrderedDict that torch.save(model.state_dict()) writes, tensor for tensor', () => {
     const model = newModel('light', 7);
+    const dir = mkdtempSync(join(tmpdir(), 'torchlet-odict-'));
     try {
       model.load(join(FIXTURES, 'light_pytorch.pt'));
-      const out = model.predict(pixelsOf(expected.pixels));
-      expect(out).toHaveLength(40);
-      expect(out.every(Number.isFinite)).toBe(true);
+      model.save(join(dir, 'roundtrip.pt'));
+      const script = [
+        'import sys, torch',
+        'a = torch.load(sys.argv[1]); b = torch.load(sys.argv[2])',
+        'assert list(a.keys()) == list(b.keys()), (list(a.keys()), list(b.keys()))',
+        'assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])]',
+        'print(len(a))',
+      ].join('\n');
+      const out = execFileSync(PYTHON, ['-c', script, join(FIXTURES, 'light_pytorch.pt'), join(dir, 'roundtrip.pt')], { encoding: 'utf8' });
+      expect(Number(out.trim())).toBe(14);
     } finally {
       model.dispose();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
-  it.fails('KNOWN BUG: an OrderedDict of another architecture is refused naming missing/unexpected keys', () => {
+  it('refuses an OrderedDict of another architecture, naming missing and unexpected keys', () => {
     const model = newModel('super_light');
     try {
       expect(() => model.load(join(FIXTURES, 'light_pytorch.pt'))).toThrow(/missing keys[\s\S]*unexpected keys/i);
@@ -159,22 +163,10 @@ describe('PyTorch -> torchlet', () => {
     }
   });
 
-  it('an unreadable OrderedDict state_dict is at least refused with an error, not a crash', () => {
+  it('refuses a pickled whole module with an error that points at state_dict', () => {
     const model = newModel('light');
     try {
-      expect(() => model.load(join(FIXTURES, 'light_pytorch.pt'))).toThrow(/light_pytorch\.pt/);
-    } finally {
-      model.dispose();
-    }
-  });
-
-  // 2. For a pickled module libtorch says "Unpickler found unknown type torchlet_models.Light";
-  //    LoadStateDict only recognises messages containing "class", so the hint "save
-  //    model.state_dict(), not the model" is not given.
-  it.fails('KNOWN BUG: refuses a pickled whole module with an error that points at state_dict', () => {
-    const model = newModel('light');
-    try {
-      expect(() => model.load(join(FIXTURES, 'whole_module.pt'))).toThrow(/state_dict/);
+      expect(() => model.load(join(FIXTURES, 'whole_module.pt'))).toThrow(/not a state_dict \(save model\.state_dict\(\), not the model\)/);
     } finally {
       model.dispose();
     }
