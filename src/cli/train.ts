@@ -88,7 +88,7 @@ export function registerTrain(program: Command): void {
   program
     .command('train')
     .description('train a model with the reference recipe (AdamW + OneCycleLR), evaluating after every epoch')
-    .addOption(new Option('--model <name>', 'model to train').choices(Object.keys(models)))
+    .addOption(new Option('--model <name>', 'model to train (default super_light)').choices(Object.keys(models)))
     .option('--aug', 'augment with RandomAffine + RandomPerspective')
     .option('--no-aug', 'do not augment (overrides a config file)')
     .option('--epochs <n>', `epochs (default ${REFERENCE_RECIPE.epochs})`, positiveInt('--epochs'))

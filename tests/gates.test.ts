@@ -1,0 +1,53 @@
+// The release gates (also `npm run gate`): parameter budgets, the released weights'
+// accuracy on the full MNIST test set as recorded in the README, and a short real
+// training run.
+import { existsSync, readFileSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { countParams, DOCUMENTED_PARAMS, loadMnist, Model, models, train, type MnistData, type ModelName } from '../src/index.js';
+
+/** The lowest full-test-set accuracy each released model may have. */
+const THRESHOLDS: Record<ModelName, number> = { light: 0.9927, lightest: 0.994, super_light: 0.994 };
+
+/** Accuracy per released weights file, as the README's "Released weights" table records it. */
+function readmeFigures(): Map<string, number> {
+  const figures = new Map<string, number>();
+  for (const m of readFileSync('README.md', 'utf8').matchAll(/^\| `weights\/(\w+)\.pt` \|.*\| \*\*(\d+\.\d+)%\*\* \|/gm)) {
+    figures.set(m[1]!, Number(m[2]));
+  }
+  return figures;
+}
+
+let data: MnistData;
+beforeAll(async () => {
+  data = await loadMnist();
+});
+afterAll(() => {
+  data.train.dispose();
+  data.test.dispose();
+});
+
+describe('gates', () => {
+  it.each(Object.keys(models) as ModelName[])('%s stays under 8,000 parameters and equals its documented count', (name) => {
+    expect(countParams(models[name])).toBe(DOCUMENTED_PARAMS[name]);
+    expect(DOCUMENTED_PARAMS[name]).toBeLessThan(8000);
+  });
+
+  it.each(Object.keys(models) as ModelName[])('weights/%s.pt scores its threshold and the README figure on the full test set', async (name) => {
+    const path = `weights/${name}.pt`;
+    expect(existsSync(path), `${path} is released`).toBe(true);
+    const model = Model.fromFile(models[name], path);
+    const { accuracy, count } = await model.evaluate(data.test);
+    model.dispose();
+    expect(count).toBe(10_000);
+    expect(accuracy).toBeGreaterThanOrEqual(THRESHOLDS[name]);
+    expect(readmeFigures().get(name), `README figure for ${name}`).toBe(Number((100 * accuracy).toFixed(2)));
+  });
+
+  it('one epoch of SuperLight on the full training set reaches at least 97%', async () => {
+    const model = new Model(models.super_light, { seed: 42 });
+    const result = await train(model, data, { epochs: 1, aug: true, skipTrainEval: true });
+    model.dispose();
+    expect(data.train.size).toBe(60_000);
+    expect(result.final.testAccuracy).toBeGreaterThanOrEqual(0.97);
+  });
+});
