@@ -1,8 +1,7 @@
 // The compiled addon and its typed surface. Only this file touches the raw binding.
-import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRoot } from './package-root.js';
 import type { ModelSpec } from './spec.js';
 
 export interface ProgressInfo {
@@ -98,7 +97,8 @@ export interface NativeModel {
 export interface NativeTrainer {
   readonly step: number;
   readonly lr: number;
-  trainEpoch(data: NativeDataset, epoch: number, onProgress?: (p: ProgressInfo) => boolean | void): Promise<EpochStats>;
+  /** One epoch on a worker thread. onProgress returning false, or throwing, stops the epoch and rejects. */
+  trainEpoch(data: NativeDataset, epoch: number, onProgress?: (p: ProgressInfo) => unknown): Promise<EpochStats>;
   saveState(path: string, meta: string): void;
   loadState(path: string): string;
   dispose(): void;
@@ -118,16 +118,6 @@ export interface Binding {
   libtorchVersion: string;
 }
 
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'binding.gyp'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('torchlet: cannot find the package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
-    dir = parent;
-  }
-  return dir;
-}
-
 let cached: Binding | undefined;
 
 /** Loads the addon once; on failure, says how to build it rather than just "module not found". */
@@ -136,6 +126,7 @@ export function native(): Binding {
   const require = createRequire(import.meta.url);
   const load = require('node-gyp-build') as (dir: string) => Binding;
   const root = packageRoot();
+  if (root === undefined) throw new Error(`torchlet: cannot find the package root (binding.gyp) above ${fileURLToPath(import.meta.url)}`);
   try {
     cached = load(root);
   } catch (err) {

@@ -1,11 +1,11 @@
 // Finding, downloading and validating MNIST and Fashion-MNIST. Everything here is
 // checked before it reaches native code so that a bad file fails with a clear message.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { mkdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 import { DataError } from './errors.js';
 import { gunzip, parseIdx, readIdxBytes, type IdxArray } from './idx.js';
 
@@ -76,22 +76,6 @@ const CLASSES = 10;
 
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
 
-/** The package root is the folder holding binding.gyp, from both src/ and the bundled dist/. */
-function packageRoot(): string | undefined {
-  let dir: string;
-  try {
-    dir = dirname(fileURLToPath(import.meta.url));
-  } catch {
-    return undefined;
-  }
-  for (;;) {
-    if (existsSync(join(dir, 'binding.gyp'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) return undefined;
-    dir = parent;
-  }
-}
-
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
@@ -137,16 +121,19 @@ export function mirrorList(dataset: DatasetName, mirrors?: string[], env: NodeJS
   return list.map((m) => (m.endsWith('/') ? m : `${m}/`));
 }
 
-async function isFile(path: string): Promise<boolean> {
+// Anything at a file's path counts as present: a directory or other non-file there is
+// reported as such when read (IS_DIRECTORY), instead of being "downloaded" over.
+async function exists(path: string): Promise<boolean> {
   try {
-    return (await stat(path)).isFile();
+    await stat(path);
+    return true;
   } catch {
     return false;
   }
 }
 
 async function missingFiles(dir: string): Promise<FileKey[]> {
-  const present = await Promise.all(FILE_KEYS.map((key) => isFile(join(dir, FILE_NAMES[key]))));
+  const present = await Promise.all(FILE_KEYS.map((key) => exists(join(dir, FILE_NAMES[key]))));
   return FILE_KEYS.filter((_, i) => !present[i]);
 }
 
@@ -265,18 +252,26 @@ async function ensureFiles(name: DatasetName, options: LoadRawOptions): Promise<
 export async function loadRawDataset(options: LoadRawOptions = {}): Promise<RawDataset> {
   const name = options.dataset ?? 'mnist';
   const { dir, downloaded } = await ensureFiles(name, options);
+  const unverified = new Map<FileKey, Uint8Array>();
   const read: Reader = async (key) => {
     const path = join(dir, FILE_NAMES[key]);
     // Fresh downloads were verified in memory; reading them back would only repeat the work.
     const fresh = downloaded.get(key);
     if (fresh) return parseIdx(fresh, path);
     const bytes = await readIdxBytes(path);
-    if (options.verify !== false) checkMd5(bytes, CHECKSUMS[name][key], path);
+    if (options.verify !== false) unverified.set(key, bytes);
     return parseIdx(bytes, path);
   };
   const [train, test] = await Promise.all([
     loadSplit(dir, 'trainImages', 'trainLabels', read),
     loadSplit(dir, 'testImages', 'testLabels', read),
   ]);
+  // Checksums last: a file that is broken in a way the structure checks can name (wrong
+  // magic, truncated, counts or labels that do not fit) gets that specific message
+  // rather than only "md5 mismatch"; whatever passes them must still be the exact file.
+  for (const key of FILE_KEYS) {
+    const bytes = unverified.get(key);
+    if (bytes) checkMd5(bytes, CHECKSUMS[name][key], join(dir, FILE_NAMES[key]));
+  }
   return { name, train, test, dir };
 }
