@@ -13,7 +13,8 @@
         "native/trainer.cc",
         "native/state_dict.cc",
         "native/files.cc",
-        "native/pickle_compat.cc"
+        "native/pickle_compat.cc",
+        "native/dropout.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -1,11 +1,17 @@
 #include "files.h"
 
+#include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/read_adapter_interface.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <torch/csrc/jit/serialization/import_read.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 
 namespace torchlet {
@@ -15,6 +21,21 @@ namespace {
 std::string Errno(const std::string& what, const std::string& path) {
   return what + " '" + path + "': " + std::strerror(errno);
 }
+
+class BoundedReader : public caffe2::serialize::ReadAdapterInterface {
+ public:
+  explicit BoundedReader(const std::vector<char>& data) : data_(data) {}
+  size_t size() const override { return data_.size(); }
+  size_t read(uint64_t pos, void* buf, size_t n, const char* what) const override {
+    if (pos >= data_.size()) return 0;
+    n = std::min<size_t>(n, data_.size() - static_cast<size_t>(pos));
+    std::memcpy(buf, data_.data() + pos, n);
+    return n;
+  }
+
+ private:
+  const std::vector<char>& data_;
+};
 
 std::string DirName(const std::string& path) {
   auto pos = path.find_last_of('/');
@@ -80,6 +101,13 @@ void AtomicWrite(const std::string& path, const char* data, size_t size) {
     fsync(dir);
     close(dir);
   }
+}
+
+c10::IValue PickleLoad(const std::vector<char>& bytes) {
+  // What torch::pickle_load does, with BoundedReader in place of its VectorReader.
+  caffe2::serialize::PyTorchStreamReader reader(std::make_unique<BoundedReader>(bytes));
+  return torch::jit::readArchiveAndTensors("data", /*pickle_prefix=*/"", /*tensor_prefix=*/"", /*type_resolver=*/c10::nullopt,
+                                           /*obj_loader=*/c10::nullopt, /*device=*/c10::nullopt, reader);
 }
 
 }  // namespace torchlet

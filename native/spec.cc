@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "dropout.h"
 #include "errors.h"
 
 namespace torchlet {
@@ -29,7 +30,7 @@ std::vector<LayerSpec> ParseList(const Napi::Object& o, const char* key, const s
   return out;
 }
 
-LayerSpec ParseLayer(const Napi::Value& value, const std::string& path) {
+LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
   if (!value.IsObject()) throw TypeError(path + ": a layer must be an object with a 'type'");
   auto o = value.As<Napi::Object>();
   LayerSpec s;
@@ -85,6 +86,25 @@ LayerSpec ParseLayer(const Napi::Value& value, const std::string& path) {
   return s;
 }
 
+// The field readers (GetInt, GetBool, ...) name the key but not the layer: add the
+// layer's path, unless the message already starts with it (a nested layer's does).
+template <typename E>
+[[noreturn]] void RethrowWithPath(const E& e, const std::string& path) {
+  std::string msg = e.what();
+  if (msg.rfind(path, 0) == 0) throw e;
+  throw E(path + ": " + msg);
+}
+
+LayerSpec ParseLayer(const Napi::Value& value, const std::string& path) {
+  try {
+    return ParseLayerFields(value, path);
+  } catch (const TypeError& e) {
+    RethrowWithPath(e, path);
+  } catch (const RangeError& e) {
+    RethrowWithPath(e, path);
+  }
+}
+
 std::vector<double> ParseChannelStats(const Napi::Object& input, const char* key, int64_t channels) {
   std::vector<double> out;
   if (!Has(input, key)) return out;
@@ -110,7 +130,7 @@ torch::nn::AnyModule Build(const LayerSpec& s) {
     return nn::AnyModule(nn::Conv2d(nn::Conv2dOptions(s.in, s.out, s.kernel).stride(s.stride).padding(s.padding).bias(s.bias)));
   }
   if (t == "batchnorm2d") return nn::AnyModule(nn::BatchNorm2d(nn::BatchNorm2dOptions(s.in).eps(s.eps).momentum(s.momentum)));
-  if (t == "dropout") return nn::AnyModule(nn::Dropout(nn::DropoutOptions(s.p)));
+  if (t == "dropout") return nn::AnyModule(FastDropout(s.p));
   if (t == "dropout2d") return nn::AnyModule(nn::Dropout2d(nn::Dropout2dOptions(s.p)));
   if (t == "relu") return nn::AnyModule(nn::ReLU(nn::ReLUOptions(true)));
   if (t == "maxpool2d") return nn::AnyModule(nn::MaxPool2d(nn::MaxPool2dOptions(s.kernel).stride(s.stride)));
@@ -237,8 +257,9 @@ int64_t CheckShapes(Sequential& net, const ModelSpec& spec) {
   }
   net->train(was_training);
   if (out.dim() != 2) {
-    throw RangeError("the model's output must be [batch, classes], got " + ShapeString(out.sizes()) +
-                     " for one input; end the spec with a flatten layer (and logsoftmax)");
+    const LayerSpec& last = spec.root.children.back();
+    throw RangeError("the model's output must be [batch, classes], got " + ShapeString(out.sizes()) + " for one input from its last layer, " +
+                     last.Describe() + "; end the spec with a flatten layer (and logsoftmax)");
   }
   return out.size(1);
 }

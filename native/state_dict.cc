@@ -39,7 +39,7 @@ void LoadStateDict(torch::nn::Module& module, const std::string& path) {
   if (bytes.empty()) throw std::runtime_error("'" + path + "' is empty, not a PyTorch state_dict");
   c10::IValue value;
   try {
-    value = torch::pickle_load(UsesOrderedDict(bytes) ? OrderedDictsToDicts(bytes) : bytes);
+    value = PickleLoad(UsesOrderedDict(bytes) ? OrderedDictsToDicts(bytes) : bytes);
   } catch (const std::exception& e) {
     std::string msg = dynamic_cast<const c10::Error*>(&e) ? TorchMessage(static_cast<const c10::Error&>(e)) : e.what();
     if (msg.find("found unknown type") != std::string::npos || msg.find("class") != std::string::npos) {

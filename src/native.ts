@@ -115,6 +115,8 @@ export interface Binding {
   resolveDevice(device: string): string;
   oneCycleSchedule(options: OneCycleOptions, steps: number): { lr: Float64Array; momentum: Float64Array };
   augmentBatch(data: NativeDataset, start: number, count: number, options: AugmentOptions, seed: number): Float32Array;
+  /** The training-mode dropout kernel on a flat input: its output and d(sum(output))/dx. */
+  hashDropout(x: Float32Array, p: number, seed: number): { output: Float32Array; grad: Float32Array };
   libtorchVersion: string;
 }
 
