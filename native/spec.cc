@@ -147,7 +147,7 @@ torch::nn::AnyModule Build(const LayerSpec& s) {
     return nn::AnyModule(seq);
   }
   Concat cat;
-  for (const auto& c : s.children) cat->Append(Build(c));
+  for (const auto& c : s.children) cat->Append(c, Build(c));
   return nn::AnyModule(cat);
 }
 
@@ -219,9 +219,10 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
   return x;
 }
 
-void ConcatImpl::Append(torch::nn::AnyModule module) {
+void ConcatImpl::Append(const LayerSpec& spec, torch::nn::AnyModule module) {
   register_module(std::to_string(branches_.size()), module.ptr());
   branches_.push_back(std::move(module));
+  specs_.push_back(&spec);
 }
 
 at::Tensor ConcatImpl::forward(at::Tensor x) {
@@ -232,7 +233,8 @@ at::Tensor ConcatImpl::forward(at::Tensor x) {
     if (outs[i].dim() != outs[0].dim() || outs[i].dim() < 2 ||
         outs[i].sizes().slice(2) != outs[0].sizes().slice(2) || outs[i].size(0) != outs[0].size(0)) {
       throw RangeError("concat: branch " + std::to_string(i) + " produces " + ShapeString(outs[i].sizes()) + " but branch 0 produces " +
-                       ShapeString(outs[0].sizes()) + "; only the channel dimension may differ");
+                       ShapeString(outs[0].sizes()) + " (" + specs_[i]->path + " vs " + specs_[0]->path +
+                       "); only the channel dimension may differ");
     }
   }
   return torch::cat(outs, 1);

@@ -48,10 +48,11 @@ TORCH_MODULE(Sequential);
 class ConcatImpl : public torch::nn::Module {
  public:
   at::Tensor forward(at::Tensor x);
-  void Append(torch::nn::AnyModule module);
+  void Append(const LayerSpec& spec, torch::nn::AnyModule module);
 
  private:
   std::vector<torch::nn::AnyModule> branches_;
+  std::vector<const LayerSpec*> specs_;  // for error messages
 };
 TORCH_MODULE(Concat);
 

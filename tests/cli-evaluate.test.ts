@@ -1,36 +1,16 @@
 // The evaluate and plot commands end to end, through the real CLI entry point.
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FILE_NAMES, searchDirs } from '../src/data/mnist.js';
 import { Model } from '../src/model.js';
 import { models } from '../src/models.js';
 import type { EpochRecord } from '../src/train.js';
+import { cli as runCli, type CliResult } from './helpers/cli.js';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cli(...args: string[]): Promise<Result> {
-  try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
-      cwd: ROOT,
-      maxBuffer: 16 << 20,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const cli = (...args: string[]): Promise<CliResult> => runCli(args);
 
 // Evaluating needs the real test set; without a local copy (no network in CI) those checks skip.
 const dataDir = searchDirs('mnist').find((dir) => Object.values(FILE_NAMES).every((f) => existsSync(join(dir, f))));

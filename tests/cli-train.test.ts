@@ -1,0 +1,91 @@
+// `torchlet train` end to end through the real CLI entry point, on small real subsets.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Model, models } from '../src/index.js';
+import { cli, expectInputError, expectNoCrash } from './helpers/cli.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'torchlet-cli-train-'));
+
+function epochLines(stdout: string): string[] {
+  return stdout.split('\n').filter((l) => l.startsWith('epoch '));
+}
+
+describe('torchlet train', () => {
+  it('trains, logs every epoch as text and JSONL, and saves best weights and a checkpoint', async () => {
+    const logs = join(tmp, 'logs');
+    const out = join(tmp, 'run', 'sl.pt');
+    const r = await cli(['train', '--model', 'super_light', '--aug', '--epochs', '2', '--train-limit', '2000', '--out', out], { TORCHLET_LOG_DIR: logs });
+    expectNoCrash(r);
+    expect(r.code, r.stderr).toBe(0);
+    // Piped output: plain lines, no progress bar.
+    expect(epochLines(r.stdout)).toHaveLength(2);
+    expect(r.stdout).not.toContain('\r');
+    expect(r.stdout).not.toContain('\u001b[');
+    expect(existsSync(out)).toBe(true);
+    expect(existsSync(join(tmp, 'run', 'sl.ckpt'))).toBe(true);
+    const files = readdirSync(logs).sort();
+    expect(files).toHaveLength(2);
+    expect(files[0]).toMatch(/^super_light-aug-\d{4}-\d\d-\d\dT.*\.jsonl$/);
+    const records = readFileSync(join(logs, files[0]!), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(records[0]).toMatchObject({ type: 'run', model: 'super_light', aug: true, params: 4842 });
+    expect(records.slice(1).map((e) => e.epoch)).toEqual([1, 2]);
+    for (const key of ['trainLoss', 'trainAccuracy', 'testLoss', 'testAccuracy', 'lr', 'seconds']) expect(typeof records[1]![key]).toBe('number');
+    expect(readFileSync(join(logs, files[1]!), 'utf8')).toMatch(/epoch {2}2 \| train loss/);
+    // The best weights are a loadable state_dict for the model.
+    Model.fromFile(models.super_light, out).dispose();
+  });
+
+  it('reads a YAML config and lets flags override it; --val-split chooses the best epoch by validation', async () => {
+    const config = join(tmp, 'run.yaml');
+    writeFileSync(config, 'model: light\nepochs: 3\nbatchSize: 64\ntrainLimit: 1500\nvalSplit: 500\n');
+    const r = await cli(['train', '--config', config, '--epochs', '1', '--out', join(tmp, 'cfg.pt')], { TORCHLET_LOG_DIR: join(tmp, 'logs2') });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/training light \(4738 parameters\)/);
+    expect(epochLines(r.stdout)).toHaveLength(1);
+    expect(r.stdout).toMatch(/\| val loss \d\.\d+ acc \d+\.\d+%/);
+    expect(r.stdout).toMatch(/best val accuracy/);
+  });
+
+  it('trains on Fashion-MNIST from Debian\'s dataset-fashion-mnist', async () => {
+    const r = await cli(['train', '--dataset', 'fashion-mnist', '--model', 'lightest', '--epochs', '1', '--train-limit', '3000', '--out', join(tmp, 'fashion.pt')], {
+      TORCHLET_LOG_DIR: join(tmp, 'logs3'),
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const acc = Number(/test loss \d\.\d+ acc (\d+\.\d+)%/.exec(r.stdout)?.[1]);
+    expect(acc).toBeGreaterThan(40);
+  });
+
+  it('rejects bad flags, unknown models and bad configs with exit code 2', async () => {
+    const env = { TORCHLET_LOG_DIR: join(tmp, 'logs4') };
+    let r = await cli(['train', '--model', 'resnet'], env);
+    expectNoCrash(r);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/argument 'resnet' is invalid\. Allowed choices are light, lightest, super_light/);
+    r = await cli(['train', '--epochs', '0'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--epochs must be a positive integer, got '0'/);
+    r = await cli(['train', '--lr', 'fast'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--lr must be a positive number, got 'fast'/);
+    r = await cli(['train', '--unknown-flag'], env);
+    expect(r.code).toBe(2);
+    const bad = join(tmp, 'bad.yaml');
+    writeFileSync(bad, 'model: super_light\nepoch: 3\n');
+    expectInputError(await cli(['train', '--config', bad], env), /config '.*bad\.yaml' is invalid: .*epoch/);
+    writeFileSync(bad, 'model: [unclosed\n');
+    expectInputError(await cli(['train', '--config', bad], env), /is not valid YAML/);
+    expectInputError(await cli(['train', '--config', join(tmp, 'missing.json')], env), /cannot read config/);
+    expectInputError(await cli(['train', '--device', 'cuda:7', '--train-limit', '100'], env), /bad --device: device 'cuda:7'/);
+    expectInputError(await cli(['train', '--resume', join(tmp, 'nothing.ckpt'), '--train-limit', '100'], env), /cannot resume: checkpoint .* does not exist/);
+  });
+
+  it('documents every option in --help', async () => {
+    const r = await cli(['train', '--help']);
+    expect(r.code).toBe(0);
+    for (const flag of ['--model', '--aug', '--epochs', '--batch-size', '--lr', '--max-lr', '--weight-decay', '--seed', '--device', '--threads', '--data-dir', '--dataset', '--out', '--val-split', '--resume', '--config']) {
+      expect(r.stdout).toContain(flag);
+    }
+  });
+});
