@@ -1,7 +1,6 @@
 // `torchlet train`: the reference recipe from the command line.
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { dirname, extname } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import { parse as parseYaml } from 'yaml';
