@@ -3,8 +3,10 @@
 #include <torch/torch.h>
 
 #include <cstring>
+#include <optional>
 #include <thread>
 
+#include "batchnorm_act.h"
 #include "dataset.h"
 #include "dropout.h"
 #include "errors.h"
@@ -65,6 +67,94 @@ Napi::Value HashDropoutProbe(const Napi::CallbackInfo& info) {
   });
 }
 
+at::Tensor Float32Arg(const Napi::Object& o, const char* key, int64_t expected) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) {
+    throw TypeError(std::string(key) + " must be a Float32Array");
+  }
+  auto arr = v.As<Napi::Float32Array>();
+  if (static_cast<int64_t>(arr.ElementLength()) != expected) {
+    throw RangeError(std::string(key) + " must have " + std::to_string(expected) + " elements, got " + std::to_string(arr.ElementLength()));
+  }
+  return torch::from_blob(arr.Data(), {expected}, torch::kFloat32).clone();
+}
+
+Napi::Float32Array ToJs(Napi::Env env, const at::Tensor& t) {
+  at::Tensor c = t.detach().contiguous();
+  auto out = Napi::Float32Array::New(env, c.numel());
+  std::memcpy(out.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
+  return out;
+}
+
+// batchNormAct({ x, shape, weight, bias, upstream, relu, dropout, seed, training }): the fused
+// batch-norm kernel and libtorch's own batch_norm -> relu -> dropout (same dropout seed) on
+// the same channels-last input, each with its output, the gradients of sum(output * upstream)
+// and the running statistics after the call, so tests can compare the two.
+Napi::Value BatchNormActProbe(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object o = ArgObject(info, 0, "options");
+    Napi::Value sv = o.Get("shape");
+    if (!sv.IsArray() || sv.As<Napi::Array>().Length() != 4) throw TypeError("shape must be [n, c, h, w]");
+    std::vector<int64_t> shape;
+    for (uint32_t i = 0; i < 4; ++i) {
+      Napi::Value d = sv.As<Napi::Array>().Get(i);
+      if (!d.IsNumber() || d.As<Napi::Number>().Int64Value() <= 0) throw RangeError("shape must hold positive integers");
+      shape.push_back(d.As<Napi::Number>().Int64Value());
+    }
+    const int64_t c = shape[1], numel = shape[0] * shape[1] * shape[2] * shape[3];
+    // x and upstream are given in NCHW order, as everywhere in torchlet's API.
+    at::Tensor x = Float32Arg(o, "x", numel).view(shape).contiguous(at::MemoryFormat::ChannelsLast);
+    at::Tensor upstream = Float32Arg(o, "upstream", numel).view(shape);
+    at::Tensor weight = Float32Arg(o, "weight", c), bias = Float32Arg(o, "bias", c);
+    const bool relu = GetBool(o, "relu", true), training = GetBool(o, "training", true);
+    const double dropout = GetNumber(o, "dropout", 0);
+    if (dropout < 0 || dropout >= 1) throw RangeError("dropout must be in [0, 1)");
+    const int64_t seed = GetInt(o, "seed", 0);
+
+    auto run = [&](bool fused) {
+      torch::nn::BatchNorm2d bn(c);
+      {
+        torch::NoGradGuard no_grad;
+        bn->weight.copy_(weight);
+        bn->bias.copy_(bias);
+        if (Has(o, "runningMean")) bn->running_mean.copy_(Float32Arg(o, "runningMean", c));
+        if (Has(o, "runningVar")) bn->running_var.copy_(Float32Arg(o, "runningVar", c));
+      }
+      bn->train(training);
+      // Eval mode is fused only without autograd, as in evaluate and predict.
+      std::optional<torch::NoGradGuard> no_grad;
+      if (!training) no_grad.emplace();
+      at::Tensor input = x.clone().requires_grad_(training);
+      torch::manual_seed(static_cast<uint64_t>(seed));  // the dropout seed both sides draw
+      at::Tensor y;
+      if (fused) {
+        if (!CanFuseBatchNormAct(input, *bn)) throw std::logic_error("the fused kernel refuses this input");
+        y = BatchNormAct(input, *bn, relu, dropout);
+      } else {
+        y = bn->forward(input);
+        if (relu) y = torch::relu(y);
+        if (training && dropout > 0) y = HashDropout(y, dropout, NextDropoutSeed());
+      }
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("output", ToJs(env, y));
+      if (training) {
+        (y * upstream).sum().backward();
+        r.Set("gradInput", ToJs(env, input.grad()));
+        r.Set("gradWeight", ToJs(env, bn->weight.grad()));
+        r.Set("gradBias", ToJs(env, bn->bias.grad()));
+      }
+      r.Set("runningMean", ToJs(env, bn->running_mean));
+      r.Set("runningVar", ToJs(env, bn->running_var));
+      return r;
+    };
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("fused", run(true));
+    r.Set("reference", run(false));
+    return r;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // libtorch here starts with one intra-op thread; use every core, as PyTorch does.
   unsigned cores = std::thread::hardware_concurrency();
@@ -80,6 +170,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("oneCycleSchedule", Napi::Function::New<OneCycleSchedule>(env));
   exports.Set("augmentBatch", Napi::Function::New<AugmentBatch>(env));
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
+  exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   return exports;
 }

@@ -117,7 +117,36 @@ export interface Binding {
   augmentBatch(data: NativeDataset, start: number, count: number, options: AugmentOptions, seed: number): Float32Array;
   /** The training-mode dropout kernel on a flat input: its output and d(sum(output))/dx. */
   hashDropout(x: Float32Array, p: number, seed: number): { output: Float32Array; grad: Float32Array };
+  /**
+   * The fused batch-norm (+ ReLU + dropout) kernel beside libtorch's unfused ops on the same
+   * input (NCHW order), for tests: outputs, gradients of sum(output * upstream), running stats.
+   */
+  batchNormAct(options: BatchNormActProbe): { fused: BatchNormActResult; reference: BatchNormActResult };
   libtorchVersion: string;
+}
+
+export interface BatchNormActProbe {
+  x: Float32Array;
+  shape: [number, number, number, number];
+  weight: Float32Array;
+  bias: Float32Array;
+  upstream: Float32Array;
+  relu?: boolean;
+  dropout?: number;
+  seed?: number;
+  training?: boolean;
+  runningMean?: Float32Array;
+  runningVar?: Float32Array;
+}
+
+export interface BatchNormActResult {
+  output: Float32Array;
+  /** Training only. */
+  gradInput?: Float32Array;
+  gradWeight?: Float32Array;
+  gradBias?: Float32Array;
+  runningMean: Float32Array;
+  runningVar: Float32Array;
 }
 
 let cached: Binding | undefined;
