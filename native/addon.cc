@@ -6,6 +6,7 @@
 #include <optional>
 #include <thread>
 
+#include "augment.h"
 #include "batchnorm_act.h"
 #include "dataset.h"
 #include "dropout.h"
@@ -155,6 +156,30 @@ Napi::Value BatchNormActProbe(const Napi::CallbackInfo& info) {
   });
 }
 
+// warpImages({ x, shape, theta, nearest }): the CPU warp kernel and libtorch's grid_sample
+// (the path other devices take) on the same images and per-image 3x3 warps.
+Napi::Value WarpProbe(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    Napi::Object o = ArgObject(info, 0, "options");
+    Napi::Value sv = o.Get("shape");
+    if (!sv.IsArray() || sv.As<Napi::Array>().Length() != 4) throw TypeError("shape must be [n, c, h, w]");
+    std::vector<int64_t> shape;
+    for (uint32_t i = 0; i < 4; ++i) {
+      Napi::Value d = sv.As<Napi::Array>().Get(i);
+      if (!d.IsNumber() || d.As<Napi::Number>().Int64Value() <= 0) throw RangeError("shape must hold positive integers");
+      shape.push_back(d.As<Napi::Number>().Int64Value());
+    }
+    at::Tensor x = Float32Arg(o, "x", shape[0] * shape[1] * shape[2] * shape[3]).view(shape);
+    at::Tensor theta = Float32Arg(o, "theta", shape[0] * 9).view({shape[0], 3, 3});
+    const bool nearest = GetBool(o, "nearest", false);
+    Napi::Object r = Napi::Object::New(env);
+    r.Set("direct", ToJs(env, Warp(x, theta, nearest)));
+    r.Set("gridSample", ToJs(env, WarpGridSample(x, theta, nearest)));
+    return r;
+  });
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   // libtorch here starts with one intra-op thread; use every core, as PyTorch does.
   unsigned cores = std::thread::hardware_concurrency();
@@ -171,6 +196,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("augmentBatch", Napi::Function::New<AugmentBatch>(env));
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
   exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));
+  exports.Set("warpImages", Napi::Function::New<WarpProbe>(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   return exports;
 }

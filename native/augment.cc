@@ -1,5 +1,8 @@
 #include "augment.h"
 
+#include <ATen/Parallel.h>
+
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <stdexcept>
@@ -105,9 +108,66 @@ at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOp
   return out;
 }
 
-at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng) {
+at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return WarpGridSample(x, theta.to(x.device()), nearest);
+  at::Tensor src = x.contiguous();
+  const int64_t n = src.size(0), channels = src.size(1), h = src.size(2), w = src.size(3);
+  at::Tensor out = torch::empty_like(src);
+  at::Tensor t = theta.to(at::kFloat).contiguous();
+  const float* in = src.data_ptr<float>();
+  const float* tp = t.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const double W = static_cast<double>(w), H = static_cast<double>(h);
+  at::parallel_for(0, n, std::max<int64_t>(1, 4096 / (h * w)), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      // grid_sample's unnormalisation with align_corners=false, ((u + 1) * W - 1) / 2, is
+      // affine, so it folds into the homography: m maps output pixel edges straight to
+      // source pixel centres.
+      const float* m = tp + b * 9;
+      const double m0 = W / 2 * m[0] + (W - 1) / 2 * m[6], m1 = W / 2 * m[1] + (W - 1) / 2 * m[7], m2 = W / 2 * m[2] + (W - 1) / 2 * m[8];
+      const double m3 = H / 2 * m[3] + (H - 1) / 2 * m[6], m4 = H / 2 * m[4] + (H - 1) / 2 * m[7], m5 = H / 2 * m[5] + (H - 1) / 2 * m[8];
+      const double m6 = m[6], m7 = m[7], m8 = m[8];
+      for (int64_t i = 0; i < h; ++i) {
+        const double py = static_cast<double>(i) + 0.5;
+        for (int64_t j = 0; j < w; ++j) {
+          const double px = static_cast<double>(j) + 0.5;
+          const double z = m6 * px + m7 * py + m8;
+          const double ix = (m0 * px + m1 * py + m2) / z, iy = (m3 * px + m4 * py + m5) / z;
+          const int64_t at = i * w + j;
+          if (nearest) {
+            const double rx = std::nearbyint(ix), ry = std::nearbyint(iy);
+            const bool inside = rx >= 0 && rx < W && ry >= 0 && ry < H;
+            const int64_t k = inside ? static_cast<int64_t>(ry) * w + static_cast<int64_t>(rx) : 0;
+            for (int64_t c = 0; c < channels; ++c) op[(b * channels + c) * h * w + at] = inside ? in[(b * channels + c) * h * w + k] : 0.0f;
+            continue;
+          }
+          const double fx = std::floor(ix), fy = std::floor(iy);
+          const double wx = ix - fx, wy = iy - fy;
+          const int64_t x0 = static_cast<int64_t>(fx), y0 = static_cast<int64_t>(fy);
+          // Bilinear taps; those outside the image read as zero (padding_mode 'zeros').
+          const int64_t xs[2] = {x0, x0 + 1}, ys[2] = {y0, y0 + 1};
+          const double wxs[2] = {1 - wx, wx}, wys[2] = {1 - wy, wy};
+          for (int64_t c = 0; c < channels; ++c) {
+            const float* plane = in + (b * channels + c) * h * w;
+            double v = 0;
+            for (int dy = 0; dy < 2; ++dy) {
+              if (ys[dy] < 0 || ys[dy] >= h) continue;
+              for (int dx = 0; dx < 2; ++dx) {
+                if (xs[dx] < 0 || xs[dx] >= w) continue;
+                v += wys[dy] * wxs[dx] * plane[ys[dy] * w + xs[dx]];
+              }
+            }
+            op[(b * channels + c) * h * w + at] = static_cast<float>(v);
+          }
+        }
+      }
+    }
+  });
+  return out;
+}
+
+at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
-  at::Tensor theta = SampleWarps(n, h, w, o, rng).to(x.device());
   // Output pixel centres in edge coordinates, homogeneous: [H*W, 3].
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
   at::Tensor ys = torch::arange(h, opts).add_(0.5);
@@ -118,9 +178,13 @@ at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng) {
   at::Tensor grid = src.narrow(2, 0, 2) / src.narrow(2, 2, 1);
   namespace F = torch::nn::functional;
   F::GridSampleFuncOptions::mode_t mode = torch::kBilinear;
-  if (o.nearest) mode = torch::kNearest;
+  if (nearest) mode = torch::kNearest;
   return F::grid_sample(x, grid.view({n, h, w, 2}),
                         F::GridSampleFuncOptions().mode(mode).padding_mode(torch::kZeros).align_corners(false));
+}
+
+at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng) {
+  return Warp(x, SampleWarps(x.size(0), x.size(2), x.size(3), o, rng), o.nearest);
 }
 
 }  // namespace torchlet

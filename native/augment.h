@@ -40,6 +40,13 @@ struct AugmentOptions {
 // to grid_sample's normalised source coordinates. Exposed for tests.
 at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOptions& o, Rng& rng);
 
+// Resamples x (float [N, C, H, W]) through per-sample warps [N, 3, 3] as
+// grid_sample(mode, padding 'zeros', align_corners=false) would; fill 0 outside the source.
+// On CPU a direct kernel (grid_sample there costs several times a training step's
+// convolutions); elsewhere grid_sample itself (WarpGridSample, also the tests' reference).
+at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest);
+at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, bool nearest);
+
 // x: float [N, C, H, W]; returns the warped batch, fill 0 outside the source.
 at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng);
 

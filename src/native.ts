@@ -122,6 +122,11 @@ export interface Binding {
    * input (NCHW order), for tests: outputs, gradients of sum(output * upstream), running stats.
    */
   batchNormAct(options: BatchNormActProbe): { fused: BatchNormActResult; reference: BatchNormActResult };
+  /** The CPU warp kernel beside libtorch's grid_sample on the same images and [n, 3, 3] warps, for tests. */
+  warpImages(options: { x: Float32Array; shape: [number, number, number, number]; theta: Float32Array; nearest?: boolean }): {
+    direct: Float32Array;
+    gridSample: Float32Array;
+  };
   libtorchVersion: string;
 }
 
