@@ -11,6 +11,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { native, type NativeModel } from '../src/native.js';
 import { models, type ModelName } from '../src/models.js';
+import { defineModel, layers as L } from '../src/spec.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURES = join(ROOT, 'tests', 'fixtures', 'pytorch');
@@ -245,6 +246,70 @@ describe.skipIf(noPythonTorch)('torchlet -> PyTorch (spawns /usr/bin/python3)', 
       if (!ours || !theirs) continue;
       expect(maxAbsDiff(ours, [theirs]), name).toBeLessThan(1e-5);
     }
+  });
+
+  // On CPU torchlet runs channels-last with its own fused batch-norm kernel; one SGD step
+  // from the same weights on the same batch must land where PyTorch's nn modules land.
+  // Widths 6, 8, 12 and 16 cover the kernel's generic and specialised paths; a BN without
+  // ReLU and a dropout(0) cover the other fusion patterns. BN statistics and the mean loss do
+  // not depend on the order of the batch, so the trainer's shuffle does not matter.
+  it.skipIf(mnistDir === undefined)('one training step (train-mode batch norm, fused on CPU) matches PyTorch, parameters and running statistics', async () => {
+    const dataDir = mnistDir;
+    if (dataDir === undefined) return;
+    const spec = defineModel('bn_check', [
+      L.conv2d(1, 6, 3), L.batchNorm2d(6), L.relu(),
+      L.conv2d(6, 8, 3), L.batchNorm2d(8), L.relu(), L.dropout(0),
+      L.maxPool2d(2),
+      L.conv2d(8, 12, 3), L.batchNorm2d(12), L.relu(),
+      L.conv2d(12, 16, 3), L.batchNorm2d(16), L.relu(),
+      L.adaptiveAvgPool2d(1),
+      L.conv2d(16, 10, 1), L.flatten(), L.logSoftmax(),
+    ]);
+    const bytes = gunzipSync(readFileSync(join(dataDir, 't10k-images-idx3-ubyte.gz'))).subarray(16, 16 + 64 * 784);
+    const labels = gunzipSync(readFileSync(join(dataDir, 't10k-labels-idx1-ubyte.gz'))).subarray(8, 8 + 64);
+    const b = native();
+    const model = new b.Model(spec, { seed: 11 });
+    const data = new b.Dataset(Uint8Array.from(bytes), Uint8Array.from(labels), [64, 1, 28, 28]);
+    const trainer = new b.Trainer(model, { optimizer: { type: 'sgd', lr: 0.1 }, batchSize: 64, seed: 1 });
+    try {
+      model.save(join(tmp, 'bn_check_before.pt'));
+      await trainer.trainEpoch(data, 0);
+      model.save(join(tmp, 'bn_check_after.pt'));
+    } finally {
+      trainer.dispose();
+      data.dispose();
+      model.dispose();
+    }
+    const script = [
+      'import json, sys, torch',
+      'from torch import nn',
+      'import torch.nn.functional as F',
+      'from torchlet_models import normalise',
+      'req = json.load(sys.stdin)',
+      'model = nn.Sequential(',
+      '    nn.Conv2d(1, 6, 3), nn.BatchNorm2d(6), nn.ReLU(),',
+      '    nn.Conv2d(6, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.Dropout(0.0),',
+      '    nn.MaxPool2d(2),',
+      '    nn.Conv2d(8, 12, 3), nn.BatchNorm2d(12), nn.ReLU(),',
+      '    nn.Conv2d(12, 16, 3), nn.BatchNorm2d(16), nn.ReLU(),',
+      '    nn.AdaptiveAvgPool2d(1), nn.Conv2d(16, 10, 1), nn.Flatten(), nn.LogSoftmax(1))',
+      'model.load_state_dict(torch.load(req["before"]), strict=True)',
+      'model.train()',
+      'opt = torch.optim.SGD(model.parameters(), lr=0.1)',
+      'x = normalise(torch.tensor(req["pixels"], dtype=torch.uint8).reshape(-1, 1, 28, 28))',
+      'y = torch.tensor(req["labels"], dtype=torch.int64)',
+      'opt.zero_grad(); F.nll_loss(model(x), y).backward(); opt.step()',
+      'ours = torch.load(req["after"])',
+      'theirs = model.state_dict()',
+      'assert list(ours) == list(theirs)',
+      'print(json.dumps({k: float((ours[k].double() - theirs[k].double()).abs().max()) for k in theirs}))',
+    ].join('\n');
+    const diffs = JSON.parse(
+      runPython(['-c', script], JSON.stringify({ before: join(tmp, 'bn_check_before.pt'), after: join(tmp, 'bn_check_after.pt'), pixels: Array.from(bytes), labels: Array.from(labels) })),
+    ) as Record<string, number>;
+    expect(Object.keys(diffs)).toContain('1.running_var');
+    expect(Object.keys(diffs)).toContain('12.num_batches_tracked');
+    for (const [key, diff] of Object.entries(diffs)) expect(diff, key).toBeLessThan(2e-5);
   });
 
   // Needs the MNIST test set; CI without a downloaded copy skips this one.
