@@ -2,6 +2,9 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <malloc.h>
+
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <thread>
@@ -181,6 +184,16 @@ Napi::Value WarpProbe(const Napi::CallbackInfo& info) {
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // glibc serves the megabyte-sized activations of every step with fresh mmap()s until its
+  // adaptive threshold catches up, and hands freed memory back to the kernel: both cost a
+  // page fault per 4 KiB touched (evaluation ran 6x slower for its first minute). Keep such
+  // blocks on the heap and keep the heap's top, unless the user tuned malloc already.
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (!std::getenv("MALLOC_MMAP_THRESHOLD_") && !std::getenv("MALLOC_TRIM_THRESHOLD_") &&
+      (tunables == nullptr || std::strstr(tunables, "glibc.malloc") == nullptr)) {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+  }
   // libtorch here starts with one intra-op thread; use every core, as PyTorch does.
   unsigned cores = std::thread::hardware_concurrency();
   if (cores > 0) at::set_num_threads(static_cast<int>(cores));
