@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { countParams, defineModel, layers as L, Model, models, DOCUMENTED_PARAMS, type ModelSpec } from '../src/index.js';
+import { countParams, defineModel, getThreads, layers as L, Model, models, DOCUMENTED_PARAMS, type ModelSpec } from '../src/index.js';
 
 const tiny = (layerList: ModelSpec['layers'], input = { channels: 1, height: 8, width: 8 }): ModelSpec => ({ name: 'tiny', input, layers: layerList });
 
@@ -30,6 +30,17 @@ describe('model specs', () => {
     const model = new Model(spec);
     expect(model.numParams()).toBe(countParams(spec));
     expect(model.predict(new Uint8Array(64)).probabilities).toHaveLength(3);
+    model.dispose();
+  });
+
+  it('predicts one image the same on the serial small-batch path as inside a batch, and restores the thread count', () => {
+    const threads = getThreads();
+    const model = new Model(models.super_light, { seed: 3 });
+    const images = Uint8Array.from({ length: 8 * 784 }, (_, i) => (i * 37) % 256);
+    const batch = model.handle.predict(images);
+    const single = model.handle.predict(images.subarray(784, 2 * 784));
+    for (let k = 0; k < 10; k++) expect(single[k]).toBeCloseTo(batch[10 + k]!, 5);
+    expect(getThreads()).toBe(threads);
     model.dispose();
   });
 
