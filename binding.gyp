@@ -24,7 +24,7 @@
       "libraries": ["<!@(node scripts/libtorch.mjs ldflags)"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-fopenmp", "-Wall", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "<!@(node -p \"process.env.TORCHLET_SANITIZE ? '-fsanitize=address -fno-omit-frame-pointer' : ''\")"],
+      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "<!@(node -p \"process.env.TORCHLET_SANITIZE ? '' : '-fopenmp'\")", "-Wall", "-Wno-unused-parameter", "-Wno-deprecated-declarations", "<!@(node -p \"process.env.TORCHLET_SANITIZE ? '-fsanitize=address -fno-omit-frame-pointer' : ''\")"],
       "ldflags": ["<!@(node -p \"process.env.TORCHLET_SANITIZE ? '-fsanitize=address' : ''\")"]
     }
   ]

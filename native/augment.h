@@ -42,8 +42,9 @@ at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOp
 
 // Resamples x (float [N, C, H, W]) through per-sample warps [N, 3, 3] as
 // grid_sample(mode, padding 'zeros', align_corners=false) would; fill 0 outside the source.
-// On CPU a direct kernel (grid_sample there costs several times a training step's
-// convolutions); elsewhere grid_sample itself (WarpGridSample, also the tests' reference).
+// On CPU a direct kernel (libtorch's way, a [N, H*W, 3] matmul through the generic BLAS
+// for the grid and then grid_sample, cost several times more); elsewhere grid_sample
+// itself (WarpGridSample, also the tests' reference).
 at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest);
 at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, bool nearest);
 

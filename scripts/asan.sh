@@ -10,6 +10,8 @@
 # Node itself is not instrumented, so the runtime is LD_PRELOADed into it. Leaks that
 # node, V8 or libtorch make in their own start-up (static initialisers, thread pools,
 # the loader) are suppressed by tests/faults/lsan.supp, which never names torchlet code.
+# This build leaves out -fopenmp (clang's OpenMP wants libomp, which Debian's libtorch does
+# not use), so torchlet's own parallel loops run on one thread here; libtorch's are unchanged.
 #
 # Environment:
 #   TORCHLET_ASAN_DIR   build directory (default: ${TMPDIR:-/tmp}/torchlet-asan)
@@ -48,7 +50,7 @@ build() {
   mkdir -p "$DIR/native" "$DIR/scripts"
   # cp -p keeps mtimes, so make only recompiles the sources that really changed.
   cp -p "$ROOT/binding.gyp" "$DIR/"
-  cp -p "$ROOT"/native/*.cc "$ROOT"/native/*.h "$DIR/native/"
+  cp -p "$ROOT"/native/*.cc "$ROOT"/native/*.h "$ROOT"/native/*.inc "$DIR/native/"
   cp -p "$ROOT/scripts/libtorch.mjs" "$DIR/scripts/"
   # binding.gyp asks node for node-addon-api's include dir from the build directory.
   ln -sfn "$ROOT/node_modules" "$DIR/node_modules"

@@ -68,10 +68,11 @@ export function ldflags(found) {
   // by symbol, so --as-needed would silently drop it and leave a CPU-only build.
   if (hasLib(found.libdir, 'torch_cuda')) flags.push('-Wl,--no-as-needed', '-ltorch_cuda', '-Wl,--as-needed');
   flags.push('-ltorch', '-ltorch_cpu', '-lc10');
-  // ATen's parallel_for is inlined into the addon, so the addon must link the same OpenMP
-  // runtime as libtorch: the one bundled in official archives, else the system's.
+  // ATen's parallel_for is inlined into the addon (compiled with -fopenmp), so the addon
+  // must link the same OpenMP runtime as libtorch: the one bundled in official archives,
+  // else the system's libgomp.
   const gomp = readdirSync(found.libdir).find((f) => /^libgomp-.*\.so/.test(f));
-  flags.push(gomp ? join(found.libdir, gomp) : '-fopenmp');
+  flags.push(gomp ? join(found.libdir, gomp) : '-lgomp');
   return flags;
 }
 

@@ -1,5 +1,6 @@
-// Prints the README's results tables from the runs in training-logs/*.jsonl:
-//   npx tsx scripts/results-table.ts
+// Prints the README's results tables from the runs in a folder of training logs:
+//   npx tsx scripts/results-table.ts [folder]    (default training-logs; the runs behind
+//                                                 the released weights: training-logs/released)
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseRunLog } from '../src/training-log.js';
@@ -19,7 +20,7 @@ const REFERENCE: Record<string, { aug: number; noaug: number }> = {
   super_light: { aug: 99.44, noaug: 99.42 },
 };
 
-const dir = 'training-logs';
+const dir = process.argv[2] ?? 'training-logs';
 const runs: Run[] = [];
 for (const file of readdirSync(dir).filter((f) => f.endsWith('.jsonl')).sort()) {
   const text = readFileSync(join(dir, file), 'utf8');
@@ -43,7 +44,7 @@ for (const r of runs) {
   const best = Math.max(...r.test);
   const ref = REFERENCE[r.model]?.[r.aug ? 'aug' : 'noaug'];
   console.log(
-    `| ${r.model} | ${r.aug ? 'yes' : 'no'} | ${r.seed} | ${f2(r.test.at(-1) ?? 0)}% | ${f2(best)}% (${r.test.indexOf(best) + 1}) | ${ref === undefined ? '-' : `${f2(ref)}%`} | [log](training-logs/${r.file.replace(/\.jsonl$/, '.log')}) |`,
+    `| ${r.model} | ${r.aug ? 'yes' : 'no'} | ${r.seed} | ${f2(r.test.at(-1) ?? 0)}% | ${f2(best)}% (${r.test.indexOf(best) + 1}) | ${ref === undefined ? '-' : `${f2(ref)}%`} | [log](${dir}/${r.file.replace(/\.jsonl$/, '.log')}) |`,
   );
 }
 
