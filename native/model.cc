@@ -153,7 +153,7 @@ namespace {
 
 // Up to this many images, a CPU prediction runs on the calling thread alone: one image is a
 // few hundred microseconds of small ops, and waking a second thread for each costs more
-// than it saves (measured: p50 431 -> 373 us for one image on 2 cores).
+// than it saves (measured back to back on 2 cores: p50 for one image about 440 -> 230 us).
 constexpr int64_t kSerialRows = 4;
 
 // Limits this thread's intra-op parallelism to one thread for its lifetime. OpenMP's thread
