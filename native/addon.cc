@@ -83,6 +83,19 @@ at::Tensor Float32Arg(const Napi::Object& o, const char* key, int64_t expected) 
   return torch::from_blob(arr.Data(), {expected}, torch::kFloat32).clone();
 }
 
+// options.shape as [n, c, h, w] of positive integers.
+std::vector<int64_t> ShapeArg(const Napi::Object& o) {
+  Napi::Value sv = o.Get("shape");
+  if (!sv.IsArray() || sv.As<Napi::Array>().Length() != 4) throw TypeError("shape must be [n, c, h, w]");
+  std::vector<int64_t> shape;
+  for (uint32_t i = 0; i < 4; ++i) {
+    Napi::Value d = sv.As<Napi::Array>().Get(i);
+    if (!d.IsNumber() || d.As<Napi::Number>().Int64Value() <= 0) throw RangeError("shape must hold positive integers");
+    shape.push_back(d.As<Napi::Number>().Int64Value());
+  }
+  return shape;
+}
+
 Napi::Float32Array ToJs(Napi::Env env, const at::Tensor& t) {
   at::Tensor c = t.detach().contiguous();
   auto out = Napi::Float32Array::New(env, c.numel());
@@ -98,14 +111,7 @@ Napi::Value BatchNormActProbe(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Napi::Object o = ArgObject(info, 0, "options");
-    Napi::Value sv = o.Get("shape");
-    if (!sv.IsArray() || sv.As<Napi::Array>().Length() != 4) throw TypeError("shape must be [n, c, h, w]");
-    std::vector<int64_t> shape;
-    for (uint32_t i = 0; i < 4; ++i) {
-      Napi::Value d = sv.As<Napi::Array>().Get(i);
-      if (!d.IsNumber() || d.As<Napi::Number>().Int64Value() <= 0) throw RangeError("shape must hold positive integers");
-      shape.push_back(d.As<Napi::Number>().Int64Value());
-    }
+    std::vector<int64_t> shape = ShapeArg(o);
     const int64_t c = shape[1], numel = shape[0] * shape[1] * shape[2] * shape[3];
     // x and upstream are given in NCHW order, as everywhere in torchlet's API.
     at::Tensor x = Float32Arg(o, "x", numel).view(shape).contiguous(at::MemoryFormat::ChannelsLast);
@@ -165,14 +171,7 @@ Napi::Value WarpProbe(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
     Napi::Object o = ArgObject(info, 0, "options");
-    Napi::Value sv = o.Get("shape");
-    if (!sv.IsArray() || sv.As<Napi::Array>().Length() != 4) throw TypeError("shape must be [n, c, h, w]");
-    std::vector<int64_t> shape;
-    for (uint32_t i = 0; i < 4; ++i) {
-      Napi::Value d = sv.As<Napi::Array>().Get(i);
-      if (!d.IsNumber() || d.As<Napi::Number>().Int64Value() <= 0) throw RangeError("shape must hold positive integers");
-      shape.push_back(d.As<Napi::Number>().Int64Value());
-    }
+    std::vector<int64_t> shape = ShapeArg(o);
     at::Tensor x = Float32Arg(o, "x", shape[0] * shape[1] * shape[2] * shape[3]).view(shape);
     at::Tensor theta = Float32Arg(o, "theta", shape[0] * 9).view({shape[0], 3, 3});
     const bool nearest = GetBool(o, "nearest", false);
