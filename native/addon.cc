@@ -44,6 +44,14 @@ Napi::Value ParseDeviceName(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] { return Napi::String::New(info.Env(), ParseDevice(ArgString(info, 0, "device")).str()); });
 }
 
+// A tensor's values, in logical (NCHW) order, as a new Float32Array.
+Napi::Float32Array ToJs(Napi::Env env, const at::Tensor& t) {
+  at::Tensor c = t.detach().contiguous();
+  auto out = Napi::Float32Array::New(env, c.numel());
+  std::memcpy(out.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
+  return out;
+}
+
 // hashDropout(x: Float32Array, p, seed): the dropout kernel's output and the gradient of
 // sum(output) with respect to x, so tests can check its statistics and its backward pass.
 Napi::Value HashDropoutProbe(const Napi::CallbackInfo& info) {
@@ -60,13 +68,9 @@ Napi::Value HashDropoutProbe(const Napi::CallbackInfo& info) {
     at::Tensor x = torch::from_blob(arr.Data(), {static_cast<int64_t>(arr.ElementLength())}, torch::kFloat32).clone().requires_grad_(true);
     at::Tensor y = HashDropout(x, p, static_cast<uint64_t>(seed));
     y.sum().backward();
-    auto out = Napi::Float32Array::New(info.Env(), arr.ElementLength());
-    auto grad = Napi::Float32Array::New(info.Env(), arr.ElementLength());
-    std::memcpy(out.Data(), y.detach().data_ptr<float>(), sizeof(float) * arr.ElementLength());
-    std::memcpy(grad.Data(), x.grad().data_ptr<float>(), sizeof(float) * arr.ElementLength());
     Napi::Object r = Napi::Object::New(info.Env());
-    r.Set("output", out);
-    r.Set("grad", grad);
+    r.Set("output", ToJs(info.Env(), y));
+    r.Set("grad", ToJs(info.Env(), x.grad()));
     return r;
   });
 }
@@ -94,13 +98,6 @@ std::vector<int64_t> ShapeArg(const Napi::Object& o) {
     shape.push_back(d.As<Napi::Number>().Int64Value());
   }
   return shape;
-}
-
-Napi::Float32Array ToJs(Napi::Env env, const at::Tensor& t) {
-  at::Tensor c = t.detach().contiguous();
-  auto out = Napi::Float32Array::New(env, c.numel());
-  std::memcpy(out.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
-  return out;
 }
 
 // batchNormAct({ x, shape, weight, bias, upstream, relu, dropout, seed, training }): the fused

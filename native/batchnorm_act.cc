@@ -84,8 +84,8 @@ std::vector<float> ToVector(const at::Tensor& t) {
 }
 
 // A tensor that owns a copy of v.
-at::Tensor FromVector(std::vector<float>& v, const at::Tensor& like) {
-  return torch::from_blob(v.data(), {static_cast<int64_t>(v.size())}, torch::TensorOptions().dtype(at::kFloat)).to(like.dtype(), false, true);
+at::Tensor FromVector(const std::vector<float>& v, const at::Tensor& like) {
+  return torch::from_blob(const_cast<float*>(v.data()), {static_cast<int64_t>(v.size())}, torch::TensorOptions().dtype(at::kFloat)).to(like.dtype(), false, true);
 }
 
 // scale = gamma * invstd and shift = beta - mean * scale: the affine map of the forward pass.
@@ -117,16 +117,15 @@ struct BatchNormActFn : public torch::autograd::Function<BatchNormActFn> {
     a.ref = ref.data();
     std::vector<double> sums = Reduce(Pick().stats, a, rows);
 
-    std::vector<float> mean(C), invstd(C), batch_mean(C), batch_var(C);
+    std::vector<float> mean(C), invstd(C), batch_var(C);
     for (int64_t c = 0; c < C; ++c) {
       const double shifted = sums[c] / static_cast<double>(rows);
       const double var = std::max(0.0, sums[C + c] / static_cast<double>(rows) - shifted * shifted);
       mean[c] = static_cast<float>(ref[c] + shifted);
       invstd[c] = static_cast<float>(1.0 / std::sqrt(var + eps));
-      batch_mean[c] = mean[c];
       batch_var[c] = static_cast<float>(var * static_cast<double>(rows) / static_cast<double>(rows - 1));  // unbiased, as PyTorch keeps
     }
-    running_mean.mul_(1 - factor).add_(FromVector(batch_mean, running_mean), factor);
+    running_mean.mul_(1 - factor).add_(FromVector(mean, running_mean), factor);
     running_var.mul_(1 - factor).add_(FromVector(batch_var, running_var), factor);
 
     std::vector<float> scale, shift;

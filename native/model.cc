@@ -146,9 +146,6 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   });
 }
 
-// predict(pixels: Uint8Array | Float32Array, count): log-probabilities [count * classes].
-// Synchronous on purpose: a single image takes well under a millisecond, less than a
-// thread hop would cost.
 namespace {
 
 // Up to this many images, a CPU prediction runs on the calling thread alone: one image is a
@@ -179,6 +176,9 @@ class SerialScope {
 
 }  // namespace
 
+// predict(pixels: Uint8Array | Float32Array, count): log-probabilities [count * classes].
+// Synchronous on purpose: a single image takes well under a millisecond, less than a
+// thread hop would cost.
 Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (info.Length() < 1 || !info[0].IsTypedArray()) throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
