@@ -8,6 +8,7 @@ import { Model } from '../src/model.js';
 import { models } from '../src/models.js';
 import type { EpochRecord } from '../src/train.js';
 import { cli as runCli, type CliResult } from './helpers/cli.js';
+import { missing } from './helpers/requires.js';
 
 
 const cli = (...args: string[]): Promise<CliResult> => runCli(args);
@@ -34,7 +35,7 @@ beforeAll(() => {
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('torchlet evaluate', () => {
-  it.skipIf(dataDir === undefined)('prints the report and writes the PNG and JSON', async () => {
+  it.skipIf(missing(dataDir !== undefined, 'the MNIST test set'))('prints the report and writes the PNG and JSON', async () => {
     const outDir = join(tmp, 'reports');
     const r = await cli('evaluate', '--model', 'super_light', '--weights', superLight, '--data-dir', dataDir ?? '', '--device', 'cpu', '--out-dir', outDir);
     expect(r.code, r.stderr).toBe(0);

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Model, models } from '../src/index.js';
 import { cli, expectInputError, expectNoCrash } from './helpers/cli.js';
+import { missing } from './helpers/requires.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchlet-cli-train-'));
 
@@ -50,7 +51,7 @@ describe('torchlet train', () => {
 
   // Debian's dataset-fashion-mnist is installed by .ci/run; a machine without it (and without
   // a network to download from) has nothing to train on.
-  it.skipIf(!existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'))('trains on Fashion-MNIST from Debian\'s dataset-fashion-mnist', async () => {
+  it.skipIf(missing(existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'), 'Debian\'s dataset-fashion-mnist'))('trains on Fashion-MNIST from Debian\'s dataset-fashion-mnist', async () => {
     const r = await cli(['train', '--dataset', 'fashion-mnist', '--model', 'lightest', '--epochs', '1', '--train-limit', '3000', '--out', join(tmp, 'fashion.pt')], {
       TORCHLET_LOG_DIR: join(tmp, 'logs3'),
     });

@@ -12,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { native, type NativeModel } from '../src/native.js';
 import { models, type ModelName } from '../src/models.js';
 import { defineModel, layers as L } from '../src/spec.js';
+import { missing } from './helpers/requires.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const FIXTURES = join(ROOT, 'tests', 'fixtures', 'pytorch');
@@ -134,7 +135,7 @@ describe('PyTorch -> torchlet', () => {
   // collections.OrderedDict with `_metadata`, which libtorch 1.13's unpickler cannot read
   // by itself (native/pickle_compat.cc rewrites it). Loading it and saving it back must
   // give exactly PyTorch's tensors.
-  it.skipIf(noPythonTorch)('loads the OrderedDict that torch.save(model.state_dict()) writes, tensor for tensor', () => {
+  it.skipIf(missing(!noPythonTorch, '/usr/bin/python3 with torch'))('loads the OrderedDict that torch.save(model.state_dict()) writes, tensor for tensor', () => {
     const model = newModel('light', 7);
     const dir = mkdtempSync(join(tmpdir(), 'torchlet-odict-'));
     try {
@@ -183,7 +184,7 @@ describe('PyTorch -> torchlet', () => {
   });
 });
 
-describe.skipIf(noPythonTorch)('torchlet -> PyTorch (spawns /usr/bin/python3)', () => {
+describe.skipIf(missing(!noPythonTorch, '/usr/bin/python3 with torch'))('torchlet -> PyTorch (spawns /usr/bin/python3)', () => {
   it('python/torchlet_models.py has the documented parameter counts and torchlet\'s exact state_dict keys and shapes', () => {
     const info = JSON.parse(runPython([join(PYTHON_DIR, 'torchlet_models.py')])) as Record<
       string,
@@ -253,7 +254,7 @@ describe.skipIf(noPythonTorch)('torchlet -> PyTorch (spawns /usr/bin/python3)', 
   // Widths 6, 8, 12 and 16 cover the kernel's generic and specialised paths; a BN without
   // ReLU and a dropout(0) cover the other fusion patterns. BN statistics and the mean loss do
   // not depend on the order of the batch, so the trainer's shuffle does not matter.
-  it.skipIf(mnistDir === undefined)('one training step (train-mode batch norm, fused on CPU) matches PyTorch, parameters and running statistics', async () => {
+  it.skipIf(missing(mnistDir !== undefined, 'the MNIST test set'))('one training step (train-mode batch norm, fused on CPU) matches PyTorch, parameters and running statistics', async () => {
     const dataDir = mnistDir;
     if (dataDir === undefined) return;
     const spec = defineModel('bn_check', [
@@ -313,7 +314,7 @@ describe.skipIf(noPythonTorch)('torchlet -> PyTorch (spawns /usr/bin/python3)', 
   });
 
   // Needs the MNIST test set; CI without a downloaded copy skips this one.
-  it.skipIf(mnistDir === undefined)('python/evaluate_weights.py agrees with torchlet on every test-set prediction', async () => {
+  it.skipIf(missing(mnistDir !== undefined, 'the MNIST test set'))('python/evaluate_weights.py agrees with torchlet on every test-set prediction', async () => {
     const dataDir = mnistDir;
     if (dataDir === undefined) return;
     const idx = (file: string): Uint8Array => {

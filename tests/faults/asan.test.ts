@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ROOT, finished } from '../helpers/cli.js';
+import { missing } from '../helpers/requires.js';
 
 const SCRIPT = join(ROOT, 'scripts', 'asan.sh');
 const SUPPRESSIONS = join(ROOT, 'tests', 'faults', 'lsan.supp');
@@ -27,7 +28,7 @@ const run = async (mode: 'build' | 'run') => {
   return { ...r, seconds: (performance.now() - started) / 1000, output: r.stdout + r.stderr };
 };
 
-describe.skipIf(!hasClang)('AddressSanitizer + LeakSanitizer', () => {
+describe.skipIf(missing(hasClang, 'clang++ with libclang_rt.asan'))('AddressSanitizer + LeakSanitizer', () => {
   it('the suppressions name no torchlet code', () => {
     const rules = readFileSync(SUPPRESSIONS, 'utf8')
       .split('\n')

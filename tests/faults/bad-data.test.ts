@@ -9,6 +9,7 @@ import { DataError, type DataErrorCode } from '../../src/data/errors.js';
 import { encodeIdx, parseIdx } from '../../src/data/idx.js';
 import { CHECKSUMS, FILE_NAMES, loadRawDataset, type FileKey } from '../../src/data/mnist.js';
 import { MNIST_DIR, cli, escapeRegExp, expectInputError } from '../helpers/cli.js';
+import { missing } from '../helpers/requires.js';
 
 const hasMnist = Object.values(FILE_NAMES).every((f) => existsSync(join(MNIST_DIR, f)));
 let tmp: string;
@@ -122,7 +123,7 @@ function dataDir(c: Case, index: number): string {
   return dir;
 }
 
-describe.skipIf(!hasMnist)('corrupt MNIST files', () => {
+describe.skipIf(missing(hasMnist, 'the MNIST files'))('corrupt MNIST files', () => {
   it('the unmodified copies load and train (the baseline the cases differ from)', async () => {
     const dir = join(tmp, 'good');
     mkdirSync(dir);

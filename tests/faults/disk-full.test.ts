@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model, loadMnist, models, native, train, type MnistData } from '../../src/index.js';
 import { MNIST_DIR, ROOT, cli, cliEnv, escapeRegExp, expectNoCrash, finished, sha256 } from '../helpers/cli.js';
+import { missing } from '../helpers/requires.js';
 
 const TMPFS_BYTES = 256 * 1024;
 const PAGE = 4096;
@@ -81,7 +82,7 @@ function checkpointLoads(path: string): string {
   }
 }
 
-describe.skipIf(!tmpfs)('a full disk (256 KiB tmpfs)', () => {
+describe.skipIf(missing(tmpfs, 'a mountable tmpfs'))('a full disk (256 KiB tmpfs)', () => {
   it('Model.save and saveState fail with ENOSPC and keep the previous files intact', () => {
     emptyDisk();
     const weights = join(mnt, 'w.pt');
