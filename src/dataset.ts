@@ -56,6 +56,8 @@ export interface LoadOptions {
 export interface MnistData {
   train: Dataset;
   test: Dataset;
+  /** The test set's labels, for per-class reports of predictions. */
+  testLabels: Uint8Array;
   dir: string;
 }
 
@@ -73,9 +75,11 @@ export async function loadMnist(options: LoadOptions = {}): Promise<MnistData> {
     ...(options.dataDir !== undefined && { dataDir: options.dataDir }),
     ...(options.download !== undefined && { download: options.download }),
   });
+  const test = limit(raw.test, options.testLimit);
   return {
     train: Dataset.fromRaw(limit(raw.train, options.trainLimit)),
-    test: Dataset.fromRaw(limit(raw.test, options.testLimit)),
+    test: Dataset.fromRaw(test),
+    testLabels: test.labels,
     dir: raw.dir,
   };
 }

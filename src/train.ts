@@ -1,10 +1,13 @@
 // The training loop: one native call per epoch, then eval-mode accuracy on train and
 // test (and validation), best-weights and resumable checkpoints, all saved atomically.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native, type EpochStats, type NativeTrainer, type ProgressInfo } from './native.js';
 import type { Dataset } from './dataset.js';
 import type { Model } from './model.js';
 import { REFERENCE_RECIPE, type Recipe } from './recipe.js';
+import { getThreads } from './runtime.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -45,12 +48,51 @@ export interface TrainOptions extends Partial<Recipe> {
   onEpoch?: (record: EpochRecord) => void;
   /** Called once after a resume with the epochs the checkpoint already holds. */
   onResume?: (history: EpochRecord[]) => void;
+  /** Record the run in a run store (see src/store): its config, every epoch, the best weights and the checkpoint. */
+  store?: RunSink;
+  /** The store's experiment and run name for this run. */
+  experiment?: string;
+  runName?: string;
+  /** The config to record (default: the model, aug and the resolved recipe). */
+  config?: Record<string, unknown>;
+  /** Record into a run that already exists (a worker's claimed run); its caller finishes it. */
+  recorder?: RunRecorder;
+}
+
+/** Receives each epoch of a recorded run. */
+export interface RunRecorder {
+  readonly runId: string;
+  /** After an epoch, once its checkpoint and (when the epoch is the best so far) the best weights are on disk. */
+  epoch(record: EpochRecord, files?: { checkpoint?: string; best?: string }): Promise<void>;
+}
+
+/** A run that train() started, and so also ends. */
+export interface OwnedRun extends RunRecorder {
+  finish(result: TrainResult): Promise<void>;
+  fail(error: unknown): Promise<void>;
+}
+
+export interface RunStart {
+  model: string;
+  params: number;
+  device: string;
+  threads: number;
+  config: Record<string, unknown>;
+  experiment?: string;
+  name?: string;
+}
+
+/** What train() needs of a run store. */
+export interface RunSink {
+  startRun(start: RunStart): Promise<OwnedRun>;
 }
 
 export interface TrainResult {
   history: EpochRecord[];
   best: { epoch: number; accuracy: number; by: 'test' | 'val' };
   final: EpochRecord;
+  /** The run's id when it was recorded in a store. */
+  runId?: string;
 }
 
 interface CheckpointMeta {
@@ -114,6 +156,30 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
   const by: 'test' | 'val' = data.val ? 'val' : 'test';
   let history: EpochRecord[] = [];
   let best: TrainResult['best'] | null = null;
+  let owned: OwnedRun | undefined;
+  let scratch: string | undefined;
+  try {
+    owned =
+      options.recorder === undefined && options.store !== undefined
+        ? await options.store.startRun({
+            model: model.spec.name,
+            params: model.numParams(),
+            device: model.device,
+            threads: getThreads(),
+            config: options.config ?? { model: model.spec.name, aug, ...recipe },
+            ...(options.experiment !== undefined && { experiment: options.experiment }),
+            ...(options.runName !== undefined && { name: options.runName }),
+          })
+        : undefined;
+  } catch (err) {
+    trainer.dispose();
+    throw err;
+  }
+  const recorder = options.recorder ?? owned;
+  // A recorded run keeps its best weights and checkpoint in the store, so it needs them on disk even when the caller did not ask.
+  if (recorder !== undefined && (options.bestPath === undefined || options.checkpointPath === undefined)) scratch = mkdtempSync(join(tmpdir(), 'torchlet-run-'));
+  const bestPath = options.bestPath ?? (scratch && join(scratch, 'best.pt'));
+  const checkpointPath = options.checkpointPath ?? (scratch && join(scratch, 'checkpoint.ckpt'));
   try {
     if (options.resume !== undefined) {
       if (!existsSync(options.resume)) throw new Error(`cannot resume: checkpoint '${options.resume}' does not exist`);
@@ -128,6 +194,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       history = meta.history;
       best = meta.best;
       options.onResume?.(history);
+      if (owned !== undefined) for (const r of history) await owned.epoch(r);
     }
     const evalOpts = { batchSize: options.evalBatchSize ?? 1000 };
     for (let epoch = history.length; epoch < recipe.epochs; epoch++) {
@@ -150,20 +217,28 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       };
       history.push(record);
       const score = valEval ? valEval.accuracy : testEval.accuracy;
-      if (best === null || score > best.accuracy) {
+      const improved = best === null || score > best.accuracy;
+      if (improved) {
         best = { epoch: epoch + 1, accuracy: score, by };
-        if (options.bestPath !== undefined) model.save(options.bestPath);
+        if (bestPath !== undefined) model.save(bestPath);
       }
-      if (options.checkpointPath !== undefined) {
+      if (checkpointPath !== undefined) {
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
-        trainer.saveState(options.checkpointPath, JSON.stringify(meta));
+        trainer.saveState(checkpointPath, JSON.stringify(meta));
       }
+      await recorder?.epoch(record, { ...(checkpointPath !== undefined && { checkpoint: checkpointPath }), ...(improved && bestPath !== undefined && { best: bestPath }) });
       options.onEpoch?.(record);
     }
+    const final = history.at(-1);
+    if (final === undefined || best === null) throw new Error('training ran no epochs');
+    const result: TrainResult = { history, best, final, ...(recorder && { runId: recorder.runId }) };
+    await owned?.finish(result);
+    return result;
+  } catch (err) {
+    await owned?.fail(err).catch(() => undefined);
+    throw err;
   } finally {
     trainer.dispose();
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   }
-  const final = history.at(-1);
-  if (final === undefined || best === null) throw new Error('training ran no epochs');
-  return { history, best, final };
 }

@@ -1,56 +1,19 @@
 // `torchlet train`: the reference recipe from the command line.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, extname } from 'node:path';
+import { dirname } from 'node:path';
 import { Command, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { Model } from '../model.js';
-import { loadMnist } from '../dataset.js';
-import { isModelName, models, type ModelName } from '../models.js';
+import { ConfigError, prepareTraining, readConfig, resolveConfig, type TrainConfig } from '../config.js';
+import { models } from '../models.js';
 import { REFERENCE_RECIPE } from '../recipe.js';
 import { getThreads, setThreads } from '../runtime.js';
-import { resolveRecipe, train, type EpochRecord } from '../train.js';
+import { train, type EpochRecord } from '../train.js';
 import { RunLog, formatEpoch, logDir } from '../training-log.js';
-import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
+import { openStore, type RunStore } from '../store/store.js';
+import { recordEvaluation } from '../store/report.js';
+import { InputError, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
-const ConfigSchema = z
-  .object({
-    model: z.string(),
-    aug: z.boolean(),
-    epochs: z.number().int().positive(),
-    batchSize: z.number().int().positive(),
-    lr: z.number().positive(),
-    maxLr: z.number().positive(),
-    weightDecay: z.number().nonnegative(),
-    seed: z.number().int().nonnegative(),
-    device: z.string(),
-    threads: z.number().int().positive(),
-    dataDir: z.string(),
-    dataset: z.enum(['mnist', 'fashion-mnist']),
-    out: z.string(),
-    valSplit: z.number().int().nonnegative(),
-    trainLimit: z.number().int().positive(),
-  })
-  .partial()
-  .strict();
-
-export type TrainConfig = z.infer<typeof ConfigSchema>;
-
-export function readConfig(path: string): TrainConfig {
-  const text = asInput(`cannot read config '${path}'`, () => readFileSync(path, 'utf8'));
-  const ext = extname(path).toLowerCase();
-  if (!['.json', '.yaml', '.yml'].includes(ext)) throw new InputError(`config '${path}' must be .json, .yaml or .yml`);
-  const raw: unknown = asInput(`config '${path}' is not valid ${ext === '.json' ? 'JSON' : 'YAML'}`, () =>
-    ext === '.json' ? JSON.parse(text) : parseYaml(text),
-  );
-  const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new InputError(`config '${path}' is invalid: ${issues}`);
-  }
-  return parsed.data;
-}
+export type { TrainConfig } from '../config.js';
 
 function progressReporter(model: string, epochs: number) {
   if (!process.stderr.isTTY || process.env.CI) return { update: () => undefined, done: () => undefined };
@@ -105,56 +68,60 @@ export function registerTrain(program: Command): void {
     .option('--train-limit <n>', 'train on the first N images only (quick experiments)', positiveInt('--train-limit'))
     .option('--resume <file>', 'continue from a .ckpt written by an earlier run with the same options')
     .option('--config <file>', 'read options from a .yaml or .json file; flags given on the command line win')
+    .option('--no-track', 'do not record the run in the run store')
+    .option('--store <url>', "run store: an SQLite file or postgres://... (default: TORCHLET_STORE or ./torchlet-runs/runs.db)")
+    .option('--experiment <name>', "the run's experiment in the store (default 'default')")
+    .option('--run-name <name>', "the run's name in the store (default: <model>-<aug|noaug>)")
     .action(async (_opts: unknown, cmd: Command) => {
       await runTrain(cmd);
     });
 }
 
+interface TrainFlags extends TrainConfig {
+  config?: string;
+  resume?: string;
+  track: boolean;
+  store?: string;
+  experiment?: string;
+  runName?: string;
+}
+
+const CONFIG_KEYS = new Set(['model', 'aug', 'epochs', 'batchSize', 'lr', 'maxLr', 'weightDecay', 'seed', 'device', 'threads', 'dataDir', 'dataset', 'out', 'valSplit', 'trainLimit']);
+
 async function runTrain(cmd: Command): Promise<void> {
-  const flags = cmd.opts<TrainConfig & { config?: string; resume?: string }>();
-  const fromFile = flags.config !== undefined ? readConfig(flags.config) : {};
+  const flags = cmd.opts<TrainFlags>();
+  const configPath = flags.config;
+  const fromFile = configPath !== undefined ? asConfigInput(() => readConfig(configPath)) : {};
   // Flags given on the command line beat the config file, which beats the recipe.
-  const cli = Object.fromEntries(Object.entries(flags).filter(([key]) => cmd.getOptionValueSource(key) === 'cli'));
-  const cfg: TrainConfig = { ...fromFile, ...cli };
-  const modelName = cfg.model ?? 'super_light';
-  if (!isModelName(modelName)) throw new InputError(`unknown model '${modelName}' (choose one of ${Object.keys(models).join(', ')})`);
-  const aug = cfg.aug ?? false;
-  const recipe = asInput('bad training options', () => resolveRecipe(cfg));
-  if (cfg.threads !== undefined) setThreads(cfg.threads);
-
-  const data = await loadMnist({
-    ...(cfg.dataset !== undefined && { dataset: cfg.dataset }),
-    ...(cfg.dataDir !== undefined && { dataDir: cfg.dataDir }),
-    ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }),
+  const cli = Object.fromEntries(Object.entries(flags).filter(([key]) => CONFIG_KEYS.has(key) && cmd.getOptionValueSource(key) === 'cli'));
+  const { config, recipe } = asConfigInput(() => resolveConfig({ ...fromFile, ...cli }, 'options'));
+  if (config.threads !== undefined) setThreads(config.threads);
+  const prepared = await prepareTraining(config, recipe).catch((err: unknown) => {
+    if (err instanceof ConfigError && err.issues[0]?.field === 'device') throw new InputError(`bad --device: ${err.issues[0].message}`);
+    throw err instanceof ConfigError ? new InputError(err.message) : err;
   });
-  let trainSet = data.train;
-  let valSet;
-  if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
-    if (cfg.valSplit >= data.train.size) throw new InputError(`--val-split ${cfg.valSplit} leaves no training images (the set has ${data.train.size})`);
-    trainSet = data.train.slice(0, data.train.size - cfg.valSplit);
-    valSet = data.train.slice(data.train.size - cfg.valSplit, data.train.size);
-  }
-
-  const model = asInput('bad --device', () => new Model(models[modelName as ModelName], { device: cfg.device ?? 'auto', seed: recipe.seed }));
-  const out = cfg.out ?? `runs/${modelName}-${aug ? 'aug' : 'noaug'}.pt`;
+  const { model, data } = prepared;
+  const modelName = config.model;
+  const aug = config.aug;
+  const out = config.out ?? `runs/${modelName}-${aug ? 'aug' : 'noaug'}.pt`;
   const checkpointPath = out.replace(/\.pt$/, '') + '.ckpt';
   mkdirSync(dirname(out), { recursive: true });
-  const log = new RunLog(logDir(), { model: modelName, aug, params: model.numParams(), device: model.device, threads: getThreads(), recipe });
-  const bar = progressReporter(modelName, recipe.epochs);
-  process.stderr.write(
-    `training ${modelName} (${model.numParams()} parameters) on ${model.device} with ${getThreads()} threads, aug=${aug}, ${recipe.epochs} epochs\n` +
-      `logs: ${log.logPath}\n`,
-  );
-  const onEpoch = (r: EpochRecord): void => {
-    bar.done();
-    log.epoch(r);
-    process.stdout.write(`${formatEpoch(r)}\n`);
-  };
+  let store: RunStore | undefined;
   try {
-    const result = await train(
-      model,
-      { train: trainSet, test: data.test, ...(valSet && { val: valSet }) },
-      {
+    if (flags.track) store = await openStore(flags.store).catch((err: unknown) => Promise.reject(new InputError(message(err))));
+    const log = new RunLog(logDir(), { model: modelName, aug, params: model.numParams(), device: model.device, threads: getThreads(), recipe });
+    const bar = progressReporter(modelName, recipe.epochs);
+    process.stderr.write(
+      `training ${modelName} (${model.numParams()} parameters) on ${model.device} with ${getThreads()} threads, aug=${aug}, ${recipe.epochs} epochs\n` +
+        `logs: ${log.logPath}\n`,
+    );
+    const onEpoch = (r: EpochRecord): void => {
+      bar.done();
+      log.epoch(r);
+      process.stdout.write(`${formatEpoch(r)}\n`);
+    };
+    try {
+      const result = await train(model, data, {
         ...recipe,
         aug,
         bestPath: out,
@@ -163,17 +130,37 @@ async function runTrain(cmd: Command): Promise<void> {
         onProgress: (epoch, p) => bar.update(epoch, p.step, p.steps, p.loss, p.accuracy),
         onEpoch,
         onResume: (history) => history.forEach((r) => log.epoch(r)),
-      },
-    );
-    process.stdout.write(
-      `final test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}%; best ${result.best.by} accuracy ${(100 * result.best.accuracy).toFixed(2)}% at epoch ${result.best.epoch}\n` +
-        `best weights: ${out}\ncheckpoint: ${checkpointPath}\n`,
-    );
-  } catch (err) {
-    bar.done();
-    if (message(err).startsWith('cannot resume')) throw new InputError(message(err));
-    throw err;
+        ...(store && {
+          store,
+          config: { ...config, threads: getThreads() },
+          ...(flags.experiment !== undefined && { experiment: flags.experiment }),
+          runName: flags.runName ?? `${modelName}-${aug ? 'aug' : 'noaug'}`,
+        }),
+      });
+      process.stdout.write(
+        `final test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}%; best ${result.best.by} accuracy ${(100 * result.best.accuracy).toFixed(2)}% at epoch ${result.best.epoch}\n` +
+          `best weights: ${out}\ncheckpoint: ${checkpointPath}\n`,
+      );
+      if (store && result.runId !== undefined) {
+        await store.putArtifact(result.runId, 'train.log', readFileSync(log.logPath));
+        await recordEvaluation(store, result.runId, model, out, data.test, prepared.testLabels, config.dataset);
+        process.stdout.write(`run ${result.runId} recorded in ${store.location}\n`);
+      }
+    } catch (err) {
+      bar.done();
+      if (message(err).startsWith('cannot resume')) throw new InputError(message(err));
+      throw err;
+    }
   } finally {
-    model.dispose();
+    prepared.dispose();
+    await store?.close();
+  }
+}
+
+function asConfigInput<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw err instanceof ConfigError ? new InputError(err.message) : err;
   }
 }
