@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's page scripts run in the browser, with vega-embed loaded before them.
+    files: ['src/dashboard/assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, vegaEmbed: 'readonly' } },
+  },
+  {
     // In tests an absent value should fail loudly at the assertion, not be guarded.
     files: ['tests/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },

@@ -9,8 +9,7 @@ import { REFERENCE_RECIPE } from '../recipe.js';
 import { getThreads, setThreads } from '../runtime.js';
 import { train, type EpochRecord } from '../train.js';
 import { RunLog, formatEpoch, logDir } from '../training-log.js';
-import { openStore, type RunStore } from '../store/store.js';
-import { recordEvaluation } from '../store/report.js';
+import type { RunStore } from '../store/store.js';
 import { InputError, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
 export type { TrainConfig } from '../config.js';
@@ -108,7 +107,9 @@ async function runTrain(cmd: Command): Promise<void> {
   mkdirSync(dirname(out), { recursive: true });
   let store: RunStore | undefined;
   try {
-    if (flags.track) store = await openStore(flags.store).catch((err: unknown) => Promise.reject(new InputError(message(err))));
+    // The store's modules (SQL drivers, Kysely) load only for a tracked run, keeping the other commands quick to start.
+    const tracking = flags.track ? await import('../store/index.js') : undefined;
+    if (tracking) store = await tracking.openStore(flags.store).catch((err: unknown) => Promise.reject(new InputError(message(err))));
     const log = new RunLog(logDir(), { model: modelName, aug, params: model.numParams(), device: model.device, threads: getThreads(), recipe });
     const bar = progressReporter(modelName, recipe.epochs);
     process.stderr.write(
@@ -141,9 +142,9 @@ async function runTrain(cmd: Command): Promise<void> {
         `final test accuracy ${(100 * result.final.testAccuracy).toFixed(2)}%; best ${result.best.by} accuracy ${(100 * result.best.accuracy).toFixed(2)}% at epoch ${result.best.epoch}\n` +
           `best weights: ${out}\ncheckpoint: ${checkpointPath}\n`,
       );
-      if (store && result.runId !== undefined) {
+      if (store && tracking && result.runId !== undefined) {
         await store.putArtifact(result.runId, 'train.log', readFileSync(log.logPath));
-        await recordEvaluation(store, result.runId, model, out, data.test, prepared.testLabels, config.dataset);
+        await tracking.recordEvaluation(store, result.runId, model, out, data.test, prepared.testLabels, config.dataset);
         process.stdout.write(`run ${result.runId} recorded in ${store.location}\n`);
       }
     } catch (err) {
