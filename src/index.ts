@@ -22,3 +22,4 @@ export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT } from './recipe.js';
 export type { Recipe } from './recipe.js';
 export { cuda, setThreads, getThreads } from './runtime.js';
+export * from './tune/index.js';
