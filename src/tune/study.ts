@@ -144,6 +144,8 @@ export class Trial {
       internal = this.study.sampler.sampleIndependent(this.ctx, this.frozen, name, d);
     }
     const value = toExternal(d, internal);
+    // Store the value as the objective sees it (0.3, not 0.30000000000000004 off the step grid).
+    if (d.type !== 'categorical') internal = toInternal(d, value);
     this.frozen.internalParams[name] = internal;
     this.frozen.distributions[name] = d;
     this.frozen.params[name] = value;
