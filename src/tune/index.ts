@@ -15,3 +15,8 @@ export type { TuneStorage, StartTrialOptions } from './storage.js';
 export { SearchSpaceError, floatDistribution, intDistribution, categoricalDistribution } from './distributions.js';
 export type { Distribution, FloatDistribution, IntDistribution, CategoricalDistribution, Choice, ParamValue } from './distributions.js';
 export type { Direction, FrozenTrial, JsonValue, StudyInfo, TrialState } from './types.js';
+export { parseSpace, readSpace, SEARCHABLE } from './space.js';
+export type { TuneSpace, RecipeValues, SearchableName } from './space.js';
+export { runRecipeTrial, recipeFrom, suggestValues } from './recipe-objective.js';
+export type { RecipeObjectiveOptions, RecipeTrialData, RecipeTrialResult } from './recipe-objective.js';
+export { optunaJournal } from './journal.js';
