@@ -27,3 +27,7 @@ export type { TrainConfig, ResolvedConfig, PreparedTraining } from './config.js'
 export type { RunRecorder, OwnedRun, RunSink, RunStart } from './train.js';
 export { RunStore, openStore, RunNotFoundError, LeaseLostError, StoreError, DEFAULT_STORE, RUN_STATUSES } from './store/store.js';
 export type { Run, RunStatus, RunFilter, RunProgress, NewRun, Artifact, ArtifactInfo, BestMetric } from './store/store.js';
+export { releasedWeightsPath } from './weights.js';
+export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
+export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
+export * from './tune/index.js';

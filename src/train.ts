@@ -45,7 +45,8 @@ export interface TrainOptions extends Partial<Recipe> {
   /** Skip evaluating the training set after each epoch (it costs about a fifth of an epoch). */
   skipTrainEval?: boolean;
   onProgress?: (epoch: number, p: ProgressInfo) => void;
-  onEpoch?: (record: EpochRecord) => void;
+  /** Awaited after every epoch; throwing stops training (a tuner's pruner does this). */
+  onEpoch?: (record: EpochRecord) => void | Promise<void>;
   /** Called once after a resume with the epochs the checkpoint already holds. */
   onResume?: (history: EpochRecord[]) => void;
   /** Record the run in a run store (see src/store): its config, every epoch, the best weights and the checkpoint. */
@@ -227,7 +228,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
         trainer.saveState(checkpointPath, JSON.stringify(meta));
       }
       await recorder?.epoch(record, { ...(checkpointPath !== undefined && { checkpoint: checkpointPath }), ...(improved && bestPath !== undefined && { best: bestPath }) });
-      options.onEpoch?.(record);
+      await options.onEpoch?.(record);
     }
     const final = history.at(-1);
     if (final === undefined || best === null) throw new Error('training ran no epochs');

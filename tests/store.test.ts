@@ -71,7 +71,6 @@ describe.each(backends)('run store on $name', (backend) => {
 
   it.skipIf(skip)('records a train() run: config, environment, every epoch, the best weights, the checkpoint and the curves', async () => {
     const model = new Model(models.super_light, { seed: 3 });
-    const epochs: number[] = [];
     const result = await train(model, data, {
       epochs: 2,
       seed: 3,
@@ -79,7 +78,6 @@ describe.each(backends)('run store on $name', (backend) => {
       store,
       experiment: 'unit',
       runName: 'tiny',
-      onEpoch: (r) => epochs.push(r.epoch),
     });
     model.dispose();
     expect(result.runId).toMatch(/^[0-9a-f]{32}$/);
