@@ -1,9 +1,10 @@
 // `torchlet runs` through the real CLI, over a store holding two small real runs.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadMnist, Model, models, train } from '../src/index.js';
+import { loadRawDataset } from '../src/data/mnist.js';
+import { encodePng, loadMnist, Model, models, train } from '../src/index.js';
 import { RunStore } from '../src/store/store.js';
 import { cli, expectInputError } from './helpers/cli.js';
 
@@ -71,6 +72,22 @@ describe('torchlet runs', () => {
     const record = JSON.parse(readFileSync(join(out, 'run.json'), 'utf8')) as { run: { id: string }; epochs: unknown[] };
     expect(record.run.id).toBe(ids[0]);
     expect(record.epochs).toHaveLength(2);
+  });
+
+  it("evaluates and predicts with a run's best weights (--run)", async () => {
+    const evaluated = await cli(['evaluate', '--run', ids[1]!.slice(0, 8), '--store', path, '--json', '--out-dir', join(tmp, 'reports'), '--device', 'cpu']);
+    expect(evaluated.code, evaluated.stderr).toBe(0);
+    const report = JSON.parse(evaluated.stdout) as { model: string; weights: string; count: number; accuracy: number };
+    expect(report).toMatchObject({ model: 'super_light', weights: `run ${ids[1]} (fast)`, count: 10000 });
+    const raw = await loadRawDataset({});
+    const png = join(tmp, 'digit.png');
+    writeFileSync(png, encodePng(raw.test.images.subarray(0, 784), 28, 28));
+    const predicted = await cli(['predict', png, '--run', ids[1]!, '--store', path, '--json']);
+    expect(predicted.code, predicted.stderr).toBe(0);
+    const [result] = JSON.parse(predicted.stdout) as { digit: number }[];
+    expect(result!.digit).toBeGreaterThanOrEqual(0);
+    expectInputError(await cli(['evaluate', '--run', ids[1]!, '--model', 'light', '--store', path]), /--model light does not match run [0-9a-f]{32}, which trained super_light/);
+    expectInputError(await cli(['evaluate', '--model', 'light']), /give --model and --weights, or --run ID/);
   });
 
   it('deletes a run, and gc removes it with its artifacts', async () => {

@@ -9,7 +9,8 @@ import { classificationReport, confusionMatrix, formatReport } from '../metrics.
 import { Model } from '../model.js';
 import { models, type ModelName } from '../models.js';
 import { confusionMatrixPng } from '../plot.js';
-import { InputError, asInput, message, positiveInt } from './common.js';
+import { InputError, asInput, loadWeights, positiveInt } from './common.js';
+import { runWeights } from './run-weights.js';
 
 // Both datasets have ten classes; only Fashion-MNIST's need names to be readable.
 const CLASSES = 10;
@@ -18,8 +19,10 @@ const CLASS_NAMES: Partial<Record<DatasetName, string[]>> = {
 };
 
 interface EvaluateFlags {
-  model: ModelName;
-  weights: string;
+  model?: ModelName;
+  weights?: string;
+  run?: string;
+  store?: string;
   dataDir?: string;
   dataset: DatasetName;
   device: string;
@@ -32,8 +35,10 @@ export function registerEvaluate(program: Command): void {
   program
     .command('evaluate')
     .description('score saved weights on the test set: accuracy, per-class precision/recall/F1 and a confusion matrix')
-    .addOption(new Option('--model <name>', 'architecture the weights belong to').choices(Object.keys(models)).makeOptionMandatory())
-    .requiredOption('--weights <file>', 'a state_dict written by torchlet train or torch.save(model.state_dict())')
+    .addOption(new Option('--model <name>', 'architecture the weights belong to (with --run: the run\'s)').choices(Object.keys(models)))
+    .option('--weights <file>', 'a state_dict written by torchlet train or torch.save(model.state_dict())')
+    .option('--run <id>', 'evaluate the best weights of a recorded run instead of --weights')
+    .option('--store <url>', 'the run store of --run (default: TORCHLET_STORE or ./torchlet-runs/runs.db)')
     .option('--data-dir <dir>', 'folder holding the four IDX .gz files (default: data/mnist, TORCHLET_DATA, or the download cache)')
     .addOption(new Option('--dataset <name>', 'dataset').choices(['mnist', 'fashion-mnist']).default('mnist'))
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'auto')
@@ -41,31 +46,22 @@ export function registerEvaluate(program: Command): void {
     .option('--out-dir <dir>', 'where <model>-confusion.png and <model>-report.json go', 'reports')
     .option('--json', 'print the JSON report instead of the text one')
     .action(async (flags: EvaluateFlags) => {
-      await runEvaluate(flags);
+      if (flags.run !== undefined) {
+        if (flags.weights !== undefined) throw new InputError('give --weights or --run, not both');
+        const fromRun = await runWeights(flags.run, flags.store, flags.model);
+        try {
+          await runEvaluate({ ...flags, model: fromRun.model, weights: fromRun.path }, fromRun.label);
+        } finally {
+          fromRun.dispose();
+        }
+        return;
+      }
+      if (flags.model === undefined || flags.weights === undefined) throw new InputError('give --model and --weights, or --run ID');
+      await runEvaluate({ ...flags, model: flags.model, weights: flags.weights });
     });
 }
 
-/** Loads weights, naming the architecture they do fit when it is not the one asked for. */
-function loadWeights(model: Model, name: ModelName, path: string): void {
-  try {
-    model.load(path);
-  } catch (err) {
-    const fits = (Object.keys(models) as ModelName[]).filter((other) => other !== name && fitsArchitecture(other, path));
-    const hint = fits.length > 0 ? `\nthese weights fit --model ${fits.join(' or ')}` : '';
-    throw new InputError(`cannot load weights '${path}': ${message(err)}${hint}`);
-  }
-}
-
-function fitsArchitecture(name: ModelName, path: string): boolean {
-  try {
-    Model.fromFile(models[name], path).dispose();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function runEvaluate(flags: EvaluateFlags): Promise<void> {
+async function runEvaluate(flags: EvaluateFlags & { model: ModelName; weights: string }, source = flags.weights): Promise<void> {
   const spec = models[flags.model];
   // Weights are checked before the dataset loads, so a wrong file fails fast.
   const model = asInput('bad --device', () => new Model(spec, { device: flags.device }));
@@ -80,7 +76,7 @@ async function runEvaluate(flags: EvaluateFlags): Promise<void> {
     const classNames = CLASS_NAMES[flags.dataset];
     const json = {
       model: flags.model,
-      weights: flags.weights,
+      weights: source,
       dataset: flags.dataset,
       device: model.device,
       count: stats.count,

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot.
+// torchlet's command line: train, evaluate, plot, predict, extract.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -8,6 +8,8 @@ import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
 import { registerRuns } from './runs.js';
 import { registerWorker } from './worker.js';
+import { registerPredict } from './predict.js';
+import { registerExtract } from './extract.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -19,6 +21,8 @@ registerEvaluate(program);
 registerPlot(program);
 registerRuns(program);
 registerWorker(program);
+registerPredict(program);
+registerExtract(program);
 
 try {
   await program.parseAsync(process.argv);
