@@ -29,7 +29,7 @@ beforeAll(async () => {
     data.test.dispose();
     await store.close();
   }
-});
+}, 600_000);
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('torchlet runs', () => {

@@ -52,7 +52,7 @@ beforeAll(async () => {
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   // The dashboard must not reach off this server (no CDN).
   await page.route('**/*', (route) => (route.request().url().startsWith(base) ? route.continue() : route.abort()));
-});
+}, 600_000);
 
 afterAll(async () => {
   if (skip) return;
