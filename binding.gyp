@@ -10,6 +10,8 @@
         "native/dataset.cc",
         "native/augment.cc",
         "native/onecycle.cc",
+        "native/schedule.cc",
+        "native/optim.cc",
         "native/trainer.cc",
         "native/state_dict.cc",
         "native/files.cc",

@@ -202,6 +202,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env));
   exports.Set("resolveDevice", Napi::Function::New<ParseDeviceName>(env));
   exports.Set("oneCycleSchedule", Napi::Function::New<OneCycleSchedule>(env));
+  exports.Set("lrSchedule", Napi::Function::New<LrScheduleProbe>(env));
+  exports.Set("optimizerSteps", Napi::Function::New<OptimizerStepsProbe>(env));
   exports.Set("augmentBatch", Napi::Function::New<AugmentBatch>(env));
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
   exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));

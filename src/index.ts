@@ -6,6 +6,7 @@ export type {
   EvalStats,
   OneCycleOptions,
   OptimizerOptions,
+  SchedulerOptions,
   ProgressInfo,
   TrainerOptions,
 } from './native.js';
