@@ -33,6 +33,16 @@ export class Dataset {
     return new Dataset(this.handle.subset(start, end));
   }
 
+  /** The given rows, in that order, as an independent dataset. */
+  take(indices: Int32Array): Dataset {
+    return new Dataset(this.handle.take(indices));
+  }
+
+  /** A copy of the labels. */
+  labels(): Uint8Array {
+    return this.handle.labels();
+  }
+
   /** Frees the native memory now rather than at garbage collection. */
   dispose(): void {
     this.handle.dispose();

@@ -106,6 +106,10 @@ export interface NativeDataset {
   readonly shape: [number, number, number, number];
   readonly disposed: boolean;
   subset(start: number, end: number): NativeDataset;
+  /** The given rows, in that order. */
+  take(indices: Int32Array): NativeDataset;
+  /** A copy of the labels. */
+  labels(): Uint8Array;
   dispose(): void;
 }
 
