@@ -25,3 +25,6 @@ export type { Recipe, OptimizerChoice, SchedulerChoice, EarlyStopping, Metric, A
 export { cuda, setThreads, getThreads } from './runtime.js';
 export { stratifiedSplit, stratifiedIndices } from './split.js';
 export type { SplitOptions } from './split.js';
+export { releasedWeightsPath } from './weights.js';
+export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
+export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
