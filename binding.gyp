@@ -12,6 +12,7 @@
         "native/onecycle.cc",
         "native/schedule.cc",
         "native/optim.cc",
+        "native/ensemble.cc",
         "native/trainer.cc",
         "native/state_dict.cc",
         "native/files.cc",

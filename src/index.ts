@@ -16,8 +16,9 @@ export { models, light, lightest, superLight, DOCUMENTED_PARAMS, isModelName } f
 export type { ModelName } from './models.js';
 export { Model } from './model.js';
 export type { ModelOptions, Prediction } from './model.js';
-export { Dataset, loadMnist } from './dataset.js';
-export type { LoadOptions, MnistData } from './dataset.js';
+export { Dataset, loadMnist, loadKaggleCsv } from './dataset.js';
+export { parseKaggleCsv, readKaggleCsv, submissionCsv } from './data/kaggle.js';
+export type { LoadOptions, MnistData, KaggleData } from './dataset.js';
 export { train, createTrainer, resolveRecipe } from './train.js';
 export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.js';
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT, AUGMENT_PRESETS, NORMALIZATIONS, METRICS, withNormalization, hasNormalization, isNormalizationName } from './recipe.js';
@@ -28,3 +29,5 @@ export type { SplitOptions } from './split.js';
 export { releasedWeightsPath } from './weights.js';
 export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
 export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
+export { Ensemble, readEnsembleFile, parseMember } from './ensemble/index.js';
+export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, Vote } from './ensemble/index.js';

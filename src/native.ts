@@ -152,6 +152,14 @@ export interface Binding {
   lrSchedule(options: SchedulerOptions, baseLr: number, count: number, metrics?: number[]): { lr: Float64Array; momentum: Float64Array };
   /** The parameters after each step of an optimizer fed the given gradients (steps x params.length), for tests. */
   optimizerSteps(options: { optimizer: OptimizerOptions; scheduler?: SchedulerOptions; params: Float32Array; grads: Float32Array; metrics?: number[] }): Float32Array;
+  /** Every model over the dataset, one pass per batch, combined by vote; memberPredictions is members x images. */
+  ensembleEvaluate(
+    models: NativeModel[],
+    data: NativeDataset,
+    options?: { vote?: 'hard' | 'soft' },
+  ): Promise<{ predictions: Uint8Array; probabilities: Float32Array; memberPredictions: Uint8Array; correct: number; memberCorrect: number[]; count: number; seconds: number }>;
+  /** The vote over stacked members x images x classes log-probabilities. */
+  ensembleVote(logProbs: Float32Array, members: number, classes: number, vote?: 'hard' | 'soft'): { predictions: Uint8Array; probabilities: Float32Array };
   augmentBatch(data: NativeDataset, start: number, count: number, options: AugmentOptions, seed: number): Float32Array;
   /** The training-mode dropout kernel on a flat input: its output and d(sum(output))/dx. */
   hashDropout(x: Float32Array, p: number, seed: number): { output: Float32Array; grad: Float32Array };

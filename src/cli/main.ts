@@ -6,6 +6,8 @@ import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerEnsemble } from './ensemble.js';
+import { registerSubmit } from './submit.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -15,6 +17,8 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerEnsemble(program);
+registerSubmit(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -6,7 +6,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Model } from '../model.js';
-import { loadMnist } from '../dataset.js';
+import { Dataset, loadKaggleCsv, loadMnist } from '../dataset.js';
 import { isModelName, models, type ModelName } from '../models.js';
 import {
   AUGMENT_PRESETS,
@@ -25,7 +25,7 @@ import { stratifiedSplit } from '../split.js';
 import { getThreads, setThreads } from '../runtime.js';
 import { resolveRecipe, train, type EpochRecord } from '../train.js';
 import { RunLog, formatEpoch, logDir } from '../training-log.js';
-import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
+import { InputError, asInput, message, parseDataset, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
 const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop'] as const;
 const SCHEDULERS = ['onecycle', 'constant', 'step', 'multistep', 'exponential', 'cosine', 'plateau'] as const;
@@ -125,7 +125,7 @@ const ConfigSchema = z
     device: z.string(),
     threads: z.number().int().positive(),
     dataDir: z.string(),
-    dataset: z.enum(['mnist', 'fashion-mnist']),
+    dataset: z.string().regex(/^(mnist|fashion-mnist|kaggle:.+)$/, "must be 'mnist', 'fashion-mnist' or 'kaggle:DIR'"),
     out: z.string(),
     valSplit: z.number().nonnegative(),
     trainLimit: z.number().int().positive(),
@@ -215,7 +215,7 @@ export function registerTrain(program: Command): void {
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto' (default 'auto')")
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', positiveInt('--threads'))
     .option('--data-dir <dir>', 'folder holding the four IDX .gz files (default: data/mnist, TORCHLET_DATA, or the download cache)')
-    .addOption(new Option('--dataset <name>', 'dataset (default mnist)').choices(['mnist', 'fashion-mnist']))
+    .option('--dataset <name>', "'mnist' (default), 'fashion-mnist', or 'kaggle:DIR' for Kaggle's train.csv in DIR (its per-epoch test figures come from a held-out split, --val-split, default 0.1)", (v: string) => (parseDataset(v), v))
     .option('--out <file>', "best weights (a PyTorch state_dict); the resumable checkpoint goes beside it as .ckpt (default 'runs/<model>-<aug|noaug>.pt')")
     .option('--val-split <n>', 'hold out a stratified, seeded validation set: N images, or a fraction (0.1); the best epoch is chosen on it', positiveNumber('--val-split'))
     .option('--train-limit <n>', 'train on the first N images only (quick experiments)', positiveInt('--train-limit'))
@@ -324,17 +324,32 @@ async function runTrain(cmd: Command): Promise<void> {
   );
   if (cfg.threads !== undefined) setThreads(cfg.threads);
 
-  const data = await loadMnist({
-    ...(cfg.dataset !== undefined && { dataset: cfg.dataset }),
-    ...(cfg.dataDir !== undefined && { dataDir: cfg.dataDir }),
-    ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }),
-  });
-  let trainSet = data.train;
-  let valSet;
-  if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
-    const split = asInput('bad --val-split', () => stratifiedSplit(data.train, { size: cfg.valSplit ?? 0, seed: recipe.seed }));
+  const dataset = asInput('bad dataset', () => parseDataset(cfg.dataset ?? 'mnist'));
+  let trainSet: Dataset;
+  let testSet: Dataset;
+  let valSet: Dataset | undefined;
+  if (dataset.kind === 'kaggle') {
+    // Kaggle keeps test.csv's labels, so a stratified split of train.csv stands in as the test set.
+    const kaggle = await loadKaggleCsv(dataset.dir, { ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }) });
+    kaggle.test?.dispose();
+    const split = asInput('bad --val-split', () => stratifiedSplit(kaggle.train, { size: cfg.valSplit ?? 0.1, seed: recipe.seed }));
+    kaggle.train.dispose();
     trainSet = split.train;
-    valSet = split.val;
+    testSet = split.val;
+  } else {
+    const data = await loadMnist({
+      dataset: dataset.kind,
+      ...(cfg.dataDir !== undefined && { dataDir: cfg.dataDir }),
+      ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }),
+    });
+    trainSet = data.train;
+    testSet = data.test;
+    if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
+      const split = asInput('bad --val-split', () => stratifiedSplit(data.train, { size: cfg.valSplit ?? 0, seed: recipe.seed }));
+      data.train.dispose();
+      trainSet = split.train;
+      valSet = split.val;
+    }
   }
 
   const spec = recipe.normalize !== null ? withNormalization(models[modelName as ModelName], recipe.normalize) : models[modelName as ModelName];
@@ -357,7 +372,7 @@ async function runTrain(cmd: Command): Promise<void> {
   try {
     const result = await train(
       model,
-      { train: trainSet, test: data.test, ...(valSet && { val: valSet }) },
+      { train: trainSet, test: testSet, ...(valSet && { val: valSet }) },
       {
         ...recipe,
         aug,
