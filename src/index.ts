@@ -31,3 +31,4 @@ export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, 
 export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
 export { Ensemble, readEnsembleFile, parseMember } from './ensemble/index.js';
 export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, Vote } from './ensemble/index.js';
+export * from './tune/index.js';

@@ -13,7 +13,7 @@ import { models, type ModelName } from '../models.js';
 import { classMetricsPng, confusionMatrixPng, overallMetricsPng } from '../plot.js';
 import { NORMALIZATIONS, withNormalization, type NormalizationName } from '../recipe.js';
 import { stratifiedSplit } from '../split.js';
-import { InputError, asInput, message, nonNegativeInt, parseDataset, positiveInt, positiveNumber } from './common.js';
+import { InputError, asInput, loadWeights, nonNegativeInt, parseDataset, positiveInt, positiveNumber } from './common.js';
 
 // Both datasets have ten classes; only Fashion-MNIST's need names to be readable.
 const CLASSES = 10;
@@ -73,26 +73,6 @@ export function registerEvaluate(program: Command): void {
   ).action(async (flags: EvaluateFlags) => {
     await runEvaluate(flags);
   });
-}
-
-/** Loads weights, naming the architecture they do fit when it is not the one asked for. */
-function loadWeights(model: Model, name: ModelName, path: string): void {
-  try {
-    model.load(path);
-  } catch (err) {
-    const fits = (Object.keys(models) as ModelName[]).filter((other) => other !== name && fitsArchitecture(other, path));
-    const hint = fits.length > 0 ? `\nthese weights fit --model ${fits.join(' or ')}` : '';
-    throw new InputError(`cannot load weights '${path}': ${message(err)}${hint}`);
-  }
-}
-
-function fitsArchitecture(name: ModelName, path: string): boolean {
-  try {
-    Model.fromFile(models[name], path).dispose();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** What the flags ask to score: one model, or an ensemble (of --member entries or a file). */

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot.
+// torchlet's command line: train, evaluate, plot, predict, extract.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -8,6 +8,8 @@ import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
 import { registerEnsemble } from './ensemble.js';
 import { registerSubmit } from './submit.js';
+import { registerPredict } from './predict.js';
+import { registerExtract } from './extract.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -19,6 +21,8 @@ registerEvaluate(program);
 registerPlot(program);
 registerEnsemble(program);
 registerSubmit(program);
+registerPredict(program);
+registerExtract(program);
 
 try {
   await program.parseAsync(process.argv);
