@@ -132,7 +132,6 @@ export interface PreparedTraining {
   recipe: Recipe;
   model: Model;
   data: TrainData;
-  testLabels: Uint8Array;
   dispose(): void;
 }
 
@@ -165,7 +164,6 @@ export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, so
       recipe,
       model,
       data: { train, test: loaded.test, ...(val && { val }) },
-      testLabels: loaded.testLabels,
       dispose: () => {
         model.dispose();
         dispose();

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { native, type EpochStats, type NativeTrainer, type ProgressInfo } from './native.js';
 import type { Dataset } from './dataset.js';
 import type { Model } from './model.js';
-import { REFERENCE_RECIPE, type Recipe } from './recipe.js';
+import { METRICS, REFERENCE_RECIPE, hasNormalization, metricMode, optimizerOptions, schedulerOptions, type Metric, type Recipe } from './recipe.js';
 import { getThreads } from './runtime.js';
 
 export interface EpochRecord {
@@ -27,7 +27,7 @@ export interface EpochRecord {
 export interface TrainData {
   train: Dataset;
   test: Dataset;
-  /** When given, the best checkpoint is chosen by validation accuracy instead of test accuracy. */
+  /** When given, the best checkpoint is chosen by validation accuracy instead of test accuracy (or by the early-stopping metric). */
   val?: Dataset;
 }
 
@@ -90,8 +90,14 @@ export interface RunSink {
 
 export interface TrainResult {
   history: EpochRecord[];
-  best: { epoch: number; accuracy: number; by: 'test' | 'val' };
+  /**
+   * The best epoch by `metric` (the early-stopping metric, else val or test accuracy);
+   * `accuracy` is that epoch's val (or test) accuracy.
+   */
+  best: { epoch: number; accuracy: number; by: 'test' | 'val'; metric: Metric; value: number };
   final: EpochRecord;
+  /** The epoch after which early stopping ended the run, if it did. */
+  stoppedEarly?: number;
   /** The run's id when it was recorded in a store. */
   runId?: string;
 }
@@ -117,24 +123,20 @@ export function resolveRecipe(options: Partial<Recipe>): Recipe {
   }
   if (!Number.isFinite(recipe.weightDecay) || recipe.weightDecay < 0) throw new RangeError(`weightDecay must be >= 0, got ${recipe.weightDecay}`);
   if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${recipe.seed}`);
+  const es = recipe.earlyStopping;
+  if (es !== null) {
+    if (!Number.isInteger(es.patience) || es.patience < 0) throw new RangeError(`earlyStopping.patience must be a non-negative integer, got ${es.patience}`);
+    if (es.metric !== undefined && !METRICS.includes(es.metric)) throw new RangeError(`earlyStopping.metric must be one of ${METRICS.join(', ')}, got '${String(es.metric)}'`);
+    if (es.minDelta !== undefined && !(es.minDelta >= 0)) throw new RangeError(`earlyStopping.minDelta must be >= 0, got ${es.minDelta}`);
+  }
   return recipe;
 }
 
 export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainSize: number): NativeTrainer {
   const stepsPerEpoch = Math.ceil(trainSize / recipe.batchSize);
   return new (native().Trainer)(model.handle, {
-    optimizer: { type: 'adamw', lr: recipe.lr, weightDecay: recipe.weightDecay, betas: [recipe.maxMomentum, recipe.beta2] },
-    scheduler: {
-      type: 'onecycle',
-      maxLr: recipe.maxLr,
-      totalSteps: recipe.epochs * stepsPerEpoch,
-      pctStart: recipe.pctStart,
-      anneal: recipe.anneal,
-      divFactor: recipe.divFactor,
-      finalDivFactor: recipe.finalDivFactor,
-      baseMomentum: recipe.baseMomentum,
-      maxMomentum: recipe.maxMomentum,
-    },
+    optimizer: optimizerOptions(recipe),
+    scheduler: schedulerOptions(recipe, stepsPerEpoch),
     loss: 'nll',
     batchSize: recipe.batchSize,
     seed: recipe.seed,
@@ -142,9 +144,25 @@ export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainS
   });
 }
 
+/** What decides the best epoch: the early-stopping metric, else val (or test) accuracy. */
+function monitor(recipe: Recipe, hasVal: boolean): { metric: Metric; mode: 'min' | 'max'; minDelta: number } {
+  const es = recipe.earlyStopping;
+  const metric = es?.metric ?? (es ? 'valLoss' : hasVal ? 'valAccuracy' : 'testAccuracy');
+  if (metric.startsWith('val') && !hasVal) throw new RangeError(`${es ? 'earlyStopping' : 'the best epoch'} watches ${metric}, but there is no validation set (give data.val, or --val-split)`);
+  return { metric, mode: es?.mode ?? metricMode(metric), minDelta: es?.minDelta ?? 0 };
+}
+
+function metricOf(record: EpochRecord, metric: Metric): number {
+  const value = record[metric];
+  if (value === undefined) throw new RangeError(`epoch ${record.epoch} has no ${metric}`);
+  return value;
+}
+
 function sameRecipe(a: CheckpointMeta['recipe'], b: CheckpointMeta['recipe']): string | undefined {
   for (const key of Object.keys(b) as (keyof CheckpointMeta['recipe'])[]) {
-    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) return `${key} (checkpoint: ${JSON.stringify(a[key])}, now: ${JSON.stringify(b[key])})`;
+    // A checkpoint from before a field existed was trained with that field's default.
+    const saved = key in a ? a[key] : (REFERENCE_RECIPE as Partial<CheckpointMeta['recipe']>)[key];
+    if (JSON.stringify(saved) !== JSON.stringify(b[key])) return `${key} (checkpoint: ${JSON.stringify(saved)}, now: ${JSON.stringify(b[key])})`;
   }
   return undefined;
 }
@@ -153,34 +171,47 @@ function sameRecipe(a: CheckpointMeta['recipe'], b: CheckpointMeta['recipe']): s
 export async function train(model: Model, data: TrainData, options: TrainOptions = {}): Promise<TrainResult> {
   const recipe = resolveRecipe(options);
   const aug = options.aug ?? false;
-  const trainer = createTrainer(model, recipe, aug, data.train.size);
+  if (recipe.normalize !== null && !hasNormalization(model.spec, recipe.normalize)) {
+    throw new RangeError(`the recipe normalises inputs as '${recipe.normalize}' but the model was not built for it: use withNormalization(spec, '${recipe.normalize}')`);
+  }
   const by: 'test' | 'val' = data.val ? 'val' : 'test';
-  let history: EpochRecord[] = [];
-  let best: TrainResult['best'] | null = null;
-  let owned: OwnedRun | undefined;
-  let scratch: string | undefined;
+  const mon = monitor(recipe, data.val !== undefined);
+  const es = recipe.earlyStopping;
+  const plateauMetric = recipe.scheduler.type === 'plateau' ? (recipe.scheduler.metric ?? (data.val ? 'valLoss' : 'trainLoss')) : undefined;
+  if (plateauMetric?.startsWith('val') && !data.val) throw new RangeError(`the plateau schedule watches ${plateauMetric}, but there is no validation set`);
+  const owned =
+    options.recorder === undefined && options.store !== undefined
+      ? await options.store.startRun({
+          model: model.spec.name,
+          params: model.numParams(),
+          device: model.device,
+          threads: getThreads(),
+          config: options.config ?? { model: model.spec.name, aug, ...recipe },
+          ...(options.experiment !== undefined && { experiment: options.experiment }),
+          ...(options.runName !== undefined && { name: options.runName }),
+        })
+      : undefined;
+  const recorder = options.recorder ?? owned;
+  // Restoring the best weights needs them somewhere: the best-weights file, or a scratch copy.
+  // A recorded run keeps its best weights and checkpoint in the store, so it needs both on disk.
+  const restore = es !== null && es.restoreBest !== false;
+  const needScratch = (restore && options.bestPath === undefined) || (recorder !== undefined && (options.bestPath === undefined || options.checkpointPath === undefined));
+  const scratch = needScratch ? mkdtempSync(join(tmpdir(), 'torchlet-run-')) : undefined;
+  const bestPath = options.bestPath ?? (scratch !== undefined ? join(scratch, 'best.pt') : undefined);
+  const checkpointPath = options.checkpointPath ?? (recorder !== undefined && scratch !== undefined ? join(scratch, 'checkpoint.ckpt') : undefined);
+  let trainer: NativeTrainer;
   try {
-    owned =
-      options.recorder === undefined && options.store !== undefined
-        ? await options.store.startRun({
-            model: model.spec.name,
-            params: model.numParams(),
-            device: model.device,
-            threads: getThreads(),
-            config: options.config ?? { model: model.spec.name, aug, ...recipe },
-            ...(options.experiment !== undefined && { experiment: options.experiment }),
-            ...(options.runName !== undefined && { name: options.runName }),
-          })
-        : undefined;
+    trainer = createTrainer(model, recipe, aug, data.train.size);
   } catch (err) {
-    trainer.dispose();
+    await owned?.fail(err).catch(() => undefined);
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
     throw err;
   }
-  const recorder = options.recorder ?? owned;
-  // A recorded run keeps its best weights and checkpoint in the store, so it needs them on disk even when the caller did not ask.
-  if (recorder !== undefined && (options.bestPath === undefined || options.checkpointPath === undefined)) scratch = mkdtempSync(join(tmpdir(), 'torchlet-run-'));
-  const bestPath = options.bestPath ?? (scratch && join(scratch, 'best.pt'));
-  const checkpointPath = options.checkpointPath ?? (scratch && join(scratch, 'checkpoint.ckpt'));
+  let history: EpochRecord[] = [];
+  let best: TrainResult['best'] | null = null;
+  // Keras's rule: stop after `patience` epochs in a row without improvement. It depends on
+  // the history alone, so a resumed run stops where an uninterrupted one would.
+  const stopped = (): boolean => es !== null && best !== null && history.length - best.epoch > 0 && history.length - best.epoch >= es.patience;
   try {
     if (options.resume !== undefined) {
       if (!existsSync(options.resume)) throw new Error(`cannot resume: checkpoint '${options.resume}' does not exist`);
@@ -193,12 +224,15 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       const mismatch = sameRecipe(meta.recipe, { ...recipe, aug });
       if (mismatch !== undefined) throw new Error(`cannot resume from '${options.resume}': it was trained with a different ${mismatch}`);
       history = meta.history;
-      best = meta.best;
+      // Checkpoints from before early stopping chose the best epoch by accuracy.
+      const saved: (Omit<TrainResult['best'], 'metric' | 'value'> & Partial<TrainResult['best']>) | null = meta.best;
+      best = saved && { ...saved, metric: saved.metric ?? (by === 'val' ? 'valAccuracy' : 'testAccuracy'), value: saved.value ?? saved.accuracy };
+      if (restore && options.bestPath === undefined && best !== null) throw new Error(`cannot resume from '${options.resume}': restoring the best weights after a resume needs bestPath`);
       options.onResume?.(history);
       if (owned !== undefined) for (const r of history) await owned.epoch(r);
     }
     const evalOpts = { batchSize: options.evalBatchSize ?? 1000 };
-    for (let epoch = history.length; epoch < recipe.epochs; epoch++) {
+    for (let epoch = history.length; epoch < recipe.epochs && !stopped(); epoch++) {
       const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => options.onProgress?.(epoch, p));
       const start = performance.now();
       const trainEval = options.skipTrainEval ? undefined : await model.evaluate(data.train, evalOpts);
@@ -217,12 +251,13 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
         seconds: stats.seconds + (performance.now() - start) / 1000,
       };
       history.push(record);
-      const score = valEval ? valEval.accuracy : testEval.accuracy;
-      const improved = best === null || score > best.accuracy;
+      const value = metricOf(record, mon.metric);
+      const improved = best === null || (mon.mode === 'min' ? value < best.value - mon.minDelta : value > best.value + mon.minDelta);
       if (improved) {
-        best = { epoch: epoch + 1, accuracy: score, by };
+        best = { epoch: epoch + 1, accuracy: valEval ? valEval.accuracy : testEval.accuracy, by, metric: mon.metric, value };
         if (bestPath !== undefined) model.save(bestPath);
       }
+      if (plateauMetric !== undefined) trainer.observe(metricOf(record, plateauMetric));
       if (checkpointPath !== undefined) {
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
         trainer.saveState(checkpointPath, JSON.stringify(meta));
@@ -230,9 +265,17 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       await recorder?.epoch(record, { ...(checkpointPath !== undefined && { checkpoint: checkpointPath }), ...(improved && bestPath !== undefined && { best: bestPath }) });
       await options.onEpoch?.(record);
     }
+    const last = history.at(-1);
+    if (restore && best !== null && bestPath !== undefined && last !== undefined && best.epoch !== last.epoch) model.load(bestPath);
     const final = history.at(-1);
     if (final === undefined || best === null) throw new Error('training ran no epochs');
-    const result: TrainResult = { history, best, final, ...(recorder && { runId: recorder.runId }) };
+    const result: TrainResult = {
+      history,
+      best,
+      final,
+      ...(stopped() && history.length < recipe.epochs && { stoppedEarly: final.epoch }),
+      ...(recorder && { runId: recorder.runId }),
+    };
     await owned?.finish(result);
     return result;
   } catch (err) {

@@ -8,6 +8,8 @@ import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
 import { registerRuns } from './runs.js';
 import { registerWorker } from './worker.js';
+import { registerEnsemble } from './ensemble.js';
+import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
 
@@ -21,6 +23,8 @@ registerEvaluate(program);
 registerPlot(program);
 registerRuns(program);
 registerWorker(program);
+registerEnsemble(program);
+registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
 

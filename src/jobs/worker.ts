@@ -143,7 +143,7 @@ export async function executeRun(store: RunStore, run: Run, options: WorkerOptio
         },
       });
       await persist(() => store.putArtifact(run.id, 'train.log', readFileSync(runLog.logPath)), leaseMs, log);
-      await recordEvaluation(store, run.id, model, bestPath, data.test, prepared.testLabels, config.dataset);
+      await recordEvaluation(store, run.id, model, bestPath, data.test, config.dataset);
       await persist(() => store.finishRun(run.id, result, options.id), leaseMs, log);
       return 'finished';
     } finally {

@@ -11,12 +11,11 @@ export async function recordEvaluation(
   model: Model,
   bestWeights: string,
   test: Dataset,
-  testLabels: Uint8Array,
   dataset: string,
 ): Promise<void> {
   model.load(bestWeights);
   const stats = await model.evaluate(test);
-  const matrix = confusionMatrix(testLabels, stats.predictions, 10);
+  const matrix = confusionMatrix(test.labels(), stats.predictions, 10);
   const report = {
     model: model.spec.name,
     weights: 'best.pt',
