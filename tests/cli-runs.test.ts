@@ -78,7 +78,8 @@ describe('torchlet runs', () => {
     const evaluated = await cli(['evaluate', '--run', ids[1]!.slice(0, 8), '--store', path, '--json', '--out-dir', join(tmp, 'reports'), '--device', 'cpu']);
     expect(evaluated.code, evaluated.stderr).toBe(0);
     const report = JSON.parse(evaluated.stdout) as { model: string; weights: string; count: number; accuracy: number };
-    expect(report).toMatchObject({ model: 'super_light', weights: `run ${ids[1]} (fast)`, count: 10000 });
+    expect(report).toMatchObject({ model: 'super_light', count: 10000 });
+    expect(report.weights).toMatch(new RegExp(`${ids[1]!.slice(0, 8)}-best\\.pt$`));
     const raw = await loadRawDataset({});
     const png = join(tmp, 'digit.png');
     writeFileSync(png, encodePng(raw.test.images.subarray(0, 784), 28, 28));
@@ -87,7 +88,7 @@ describe('torchlet runs', () => {
     const [result] = JSON.parse(predicted.stdout) as { digit: number }[];
     expect(result!.digit).toBeGreaterThanOrEqual(0);
     expectInputError(await cli(['evaluate', '--run', ids[1]!, '--model', 'light', '--store', path]), /--model light does not match run [0-9a-f]{32}, which trained super_light/);
-    expectInputError(await cli(['evaluate', '--model', 'light']), /give --model and --weights, or --run ID/);
+    expectInputError(await cli(['evaluate', '--run', ids[1]!, '--weights', 'x.pt', '--store', path]), /give --run, or --weights \/ an ensemble, not both/);
   });
 
   it('deletes a run, and gc removes it with its artifacts', async () => {
