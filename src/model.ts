@@ -72,6 +72,14 @@ export class Model {
     return this.handle.predict(pixels);
   }
 
+  /**
+   * logProbs off the JS thread, for servers: the pass runs on a libuv worker, several may
+   * be in flight at once, and the model cannot be disposed, moved or trained meanwhile.
+   */
+  async logProbsAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array> {
+    return this.handle.predictAsync(pixels);
+  }
+
   /** Classifies one image. */
   predict(pixels: Uint8Array | Float32Array): Prediction {
     const { channels, height, width } = this.spec.input;

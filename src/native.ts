@@ -89,6 +89,8 @@ export interface NativeModel {
   save(path: string): void;
   load(path: string): void;
   predict(pixels: Uint8Array | Float32Array): Float32Array;
+  /** predict on a libuv worker thread; several may be in flight on one model. */
+  predictAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array>;
   evaluate(data: NativeDataset, options?: { batchSize?: number; logProbs?: boolean }): Promise<EvalStats>;
   to(device: string): void;
   dispose(): void;
