@@ -7,7 +7,7 @@ import { setThreads } from '../runtime.js';
 import { DEFAULT_BATCHING } from '../serve/batcher.js';
 import { loadServedModel } from '../serve/models.js';
 import { ModelRegistry } from '../serve/registry.js';
-import { DEFAULTS, drainOnSignals, startServer } from '../serve/server.js';
+import { DEFAULTS } from '../serve/defaults.js';
 import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt } from './common.js';
 
 interface ServeFlags {
@@ -82,6 +82,8 @@ function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName }
 
 async function runServe(flags: ServeFlags): Promise<void> {
   const { names, main } = parseModels(flags);
+  // Fastify and its plugins load only for this command: the others start as fast as before.
+  const { drainOnSignals, startServer } = await import('../serve/server.js');
   const token = flags.token ?? (process.env.TORCHLET_TOKEN || undefined);
   if (flags.threads !== undefined) setThreads(flags.threads);
   const registry = new ModelRegistry({

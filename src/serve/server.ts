@@ -8,6 +8,7 @@ import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
+import { DEFAULTS } from './defaults.js';
 import { ApiError, errorSchema, type ErrorBody } from './errors.js';
 import { ServerMetrics } from './metrics.js';
 import { predictRoutes, predictSchemas } from './predict.js';
@@ -67,16 +68,6 @@ declare module 'fastify' {
     openapiBody?: Record<string, { schema: object }>;
   }
 }
-
-export const DEFAULTS = {
-  host: '127.0.0.1',
-  port: 8080,
-  bodyLimit: 8 * 1024 * 1024,
-  maxFiles: 64,
-  maxPixels: 24_000_000,
-  requestTimeoutMs: 30_000,
-  rateLimit: { max: 6000, windowMs: 60_000 },
-} as const;
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost') return true;

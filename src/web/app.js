@@ -90,8 +90,15 @@ $('file').addEventListener('change', (e) => {
   e.target.value = '';
 });
 modelSelect.addEventListener('change', () => {
+  describeModel();
   if (lastRequest) void send(lastRequest);
 });
+
+let modelInfo = [];
+function describeModel() {
+  const m = modelInfo.find((x) => x.name === modelSelect.value);
+  $('model-info').textContent = m ? `${m.description}; ${m.params.toLocaleString('en-US')} parameters` : '';
+}
 
 // Drag and drop onto the drawing area.
 for (const type of ['dragenter', 'dragover']) {
@@ -155,7 +162,9 @@ async function send(request) {
 }
 
 function pct(p) {
-  return `${(100 * p).toFixed(p > 0.9995 || p < 0.0005 ? 1 : 2)}%`;
+  if (p > 0.999) return '>99.9%';
+  if (p < 0.001) return '<0.1%';
+  return `${(100 * p).toFixed(1)}%`;
 }
 
 function showEmpty() {
@@ -210,14 +219,15 @@ async function loadModels() {
   try {
     const [models, health] = await Promise.all([fetch('/models').then((r) => r.json()), fetch('/healthz').then((r) => r.json())]);
     modelSelect.replaceChildren();
+    modelInfo = models.models;
     for (const m of models.models) {
       const option = document.createElement('option');
       option.value = m.name;
-      const acc = typeof m.accuracy === 'number' ? `, ${(100 * m.accuracy).toFixed(2)}%` : '';
-      option.textContent = `${m.name} (${m.params.toLocaleString('en-US')} params${acc})`;
+      option.textContent = typeof m.accuracy === 'number' ? `${m.name} · ${(100 * m.accuracy).toFixed(2)}%` : m.name;
       option.selected = m.default;
       modelSelect.append(option);
     }
+    describeModel();
     tokenField.hidden = !health.auth;
   } catch (err) {
     say(`Could not list the models (${err.message}).`);
