@@ -408,19 +408,20 @@ export function markdown(figures: Figure[], caption: string, extra: string[]): s
   return lines.join('\n');
 }
 
-export function updateReadme(path: string, table: string): boolean {
+/** Writes `table` between the markers (default: the main table's) of the README. */
+export function updateReadme(path: string, table: string, startMarker = README_START, endMarker = README_END): boolean {
   if (!existsSync(path)) {
     log(`warning: ${path} does not exist; the table was not written`);
     return false;
   }
   const text = readFileSync(path, 'utf8');
-  const start = text.indexOf(README_START);
-  const end = text.indexOf(README_END);
+  const start = text.indexOf(startMarker);
+  const end = text.indexOf(endMarker);
   if (start < 0 || end < start) {
-    log(`warning: ${path} has no ${README_START} ... ${README_END} markers; the table was not written`);
+    log(`warning: ${path} has no ${startMarker} ... ${endMarker} markers; the table was not written`);
     return false;
   }
-  const next = `${text.slice(0, start + README_START.length)}\n${table.trimEnd()}\n${text.slice(end)}`;
+  const next = `${text.slice(0, start + startMarker.length)}\n${table.trimEnd()}\n${text.slice(end)}`;
   const tmp = `${path}.tmp-bench-${process.pid}`;
   writeFileSync(tmp, next);
   renameSync(tmp, path);
