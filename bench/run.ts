@@ -13,6 +13,7 @@ import { Dataset, getThreads, Model, native, setThreads, superLight, DOCUMENTED_
 import { EVAL_VARIANTS, evalFigure } from './eval.js';
 import { referenceRun, torchletFullRun, type FullRunRep } from './full-run.js';
 import { latencyFigure } from './latency.js';
+import { parseServeOptions, serveBenchmark } from './serve.js';
 import {
   BATCH,
   BENCH,
@@ -409,6 +410,11 @@ async function main(): Promise<void> {
     const shown = (path: string): string => (relative(process.cwd(), path).startsWith('..') ? path : relative(process.cwd(), path));
     console.log(`\nwrote ${shown(opts.out)}`);
     if (opts.readme !== undefined && updateReadme(opts.readme, md)) console.log(`updated the table in ${shown(opts.readme)}`);
+
+    if (opts.serve) {
+      log('[serve] the serving benchmark (bench/serve.ts)');
+      await serveBenchmark(parseServeOptions([...(opts.quick ? ['--quick'] : []), '--python', opts.python, ...(opts.readme === undefined ? ['--no-readme'] : ['--readme', opts.readme])]));
+    }
   } finally {
     await py.close();
     process.removeListener('exit', cleanup);

@@ -30,6 +30,7 @@ export const HELP = `npm run bench [-- options]
   --reps N                 repetitions per figure (default: 3 for training figures, 5 for the others; quick: 1)
   --train-images N         images per training repetition (default 60000: one epoch; quick: 256)
   --skip-full-run          omit figure 5 (the 15-epoch runs)
+  --skip-serve             omit the serving benchmark (bench/serve.ts; alone: npm run bench:serve)
   --full-run-reps N        repetitions of figure 5 (default 3)
   --full-run-epochs N      epochs of figure 5 (default 15; fewer only for smoke tests)
   --full-run-train-images N, --full-run-test-images N   subsets for smoke tests of figure 5
@@ -53,6 +54,7 @@ export interface Options {
   latencyCount: number;
   latencyWarm: number;
   fullRun: boolean;
+  serve: boolean;
   fullRunReps: number;
   fullRunEpochs: number;
   fullRunTrainImages: number | undefined;
@@ -82,6 +84,7 @@ export function parseOptions(argv: string[]): Options {
       reps: { type: 'string' },
       'train-images': { type: 'string' },
       'skip-full-run': { type: 'boolean', default: false },
+      'skip-serve': { type: 'boolean', default: false },
       'full-run-reps': { type: 'string' },
       'full-run-epochs': { type: 'string' },
       'full-run-train-images': { type: 'string' },
@@ -118,6 +121,7 @@ export function parseOptions(argv: string[]): Options {
     latencyCount: quick ? 20 : 1000,
     latencyWarm: quick ? 5 : 200,
     fullRun: !quick && !values['skip-full-run'],
+    serve: !values['skip-serve'],
     fullRunReps: positiveInt('--full-run-reps', values['full-run-reps']) ?? 3,
     fullRunEpochs: positiveInt('--full-run-epochs', values['full-run-epochs']) ?? 15,
     fullRunTrainImages: positiveInt('--full-run-train-images', values['full-run-train-images']),
