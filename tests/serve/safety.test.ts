@@ -4,8 +4,8 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ModelRegistry, type ServedModel } from '../../src/serve/registry.js';
 import { buildServer, startServer } from '../../src/serve/server.js';
-import { expectInputError, finished, spawnCli, cli } from '../helpers/cli.js';
-import { mnistDigits, mnistPng, releasedServer } from './helpers.js';
+import { cli, expectInputError } from '../helpers/cli.js';
+import { mnistDigits, mnistPng, releasedServer, spawnServer } from './helpers.js';
 
 const TOKEN = 'correct-horse-battery-staple';
 const cleanups: (() => Promise<void>)[] = [];
@@ -147,17 +147,7 @@ describe('limits', () => {
 
 describe('SIGTERM', () => {
   it('drains: the request in flight is answered, new connections are refused, and the process exits 0', async () => {
-    const child = spawnCli(['serve', '--port', '0', '--models', 'super_light', '--log-level', 'error']);
-    const result = finished(child);
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout!.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /listening on (http:\/\/\S+)/.exec(out);
-        if (m) resolve(m[1]!);
-      });
-      child.on('exit', () => reject(new Error(`serve exited before listening: ${out}`)));
-    });
+    const { url, child, result } = await spawnServer(['--models', 'super_light']);
     const { port } = new URL(url);
     const body = await png();
     const socket = connect(Number(port), '127.0.0.1');
