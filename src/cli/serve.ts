@@ -4,10 +4,7 @@ import { Command, Option } from 'commander';
 import type { FastifyPluginAsync } from 'fastify';
 import { isModelName, models, type ModelName } from '../models.js';
 import { setThreads } from '../runtime.js';
-import { DEFAULT_BATCHING } from '../serve/batcher.js';
-import { loadServedModel } from '../serve/models.js';
-import { ModelRegistry } from '../serve/registry.js';
-import { DEFAULTS } from '../serve/defaults.js';
+import { DEFAULT_BATCHING, DEFAULTS } from '../serve/defaults.js';
 import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt } from './common.js';
 
 interface ServeFlags {
@@ -82,8 +79,13 @@ function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName }
 
 async function runServe(flags: ServeFlags): Promise<void> {
   const { names, main } = parseModels(flags);
-  // Fastify and its plugins load only for this command: the others start as fast as before.
-  const { drainOnSignals, startServer } = await import('../serve/server.js');
+  // The server's modules (Fastify and its plugins) load only for this command, so that the
+  // others start as fast as before.
+  const [{ drainOnSignals, startServer }, { loadServedModel }, { ModelRegistry }] = await Promise.all([
+    import('../serve/server.js'),
+    import('../serve/models.js'),
+    import('../serve/registry.js'),
+  ]);
   const token = flags.token ?? (process.env.TORCHLET_TOKEN || undefined);
   if (flags.threads !== undefined) setThreads(flags.threads);
   const registry = new ModelRegistry({

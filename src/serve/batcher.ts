@@ -3,6 +3,7 @@
 // idle or the batch is full; a partial batch waits at most maxDelayMs for a free pass slot
 // to be worth taking. A bounded queue refuses work beyond it rather than growing without
 // limit, and an image that waits too long is dropped with a timeout.
+import { DEFAULT_BATCHING } from './defaults.js';
 import { ApiError } from './errors.js';
 
 export interface BatchingOptions {
@@ -18,13 +19,7 @@ export interface BatchingOptions {
   queueTimeoutMs: number;
 }
 
-export const DEFAULT_BATCHING: BatchingOptions = {
-  maxBatch: 32,
-  maxDelayMs: 2,
-  maxQueue: 512,
-  concurrency: 1,
-  queueTimeoutMs: 10_000,
-};
+export { DEFAULT_BATCHING };
 
 /** Runs `count` images (`pixels` is count x imageSize bytes) and returns count x classes values. */
 export type RunBatch = (pixels: Uint8Array, count: number) => Promise<Float32Array>;
