@@ -15,7 +15,7 @@ const SLOPE_MIB = 0.5;
 const WOBBLE_MIB = 40;
 
 describe('serving soak', () => {
-  it(`keeps RSS flat over ${REQUESTS.toLocaleString('en-US')} requests`, async () => {
+  it(`keeps RSS flat over ${REQUESTS.toLocaleString('en-US')} requests`, { timeout: 1_800_000 }, async () => {
     const digits = await mnistDigits([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const photos = await Promise.all(digits.slice(0, 4).map((d) => darkOnLightPng(d, 200)));
     const form = multipart(digits.slice(0, 4).map((d, i) => ({ name: 'file', filename: `${i}.png`, type: 'image/png', data: mnistPng(d) })));
