@@ -25,3 +25,4 @@ export { cuda, setThreads, getThreads } from './runtime.js';
 export { releasedWeightsPath } from './weights.js';
 export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
 export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
+export * from './tune/index.js';
