@@ -56,6 +56,8 @@ export async function runBatches(s: ort.InferenceSession, images: Uint8Array | F
     const tensor = slice instanceof Uint8Array ? new ort.Tensor('uint8', slice, [n, channels, height, width]) : new ort.Tensor('float32', slice, [n, channels, height, width]);
     const out = await s.run({ [s.inputNames[0]!]: tensor });
     chunks.push(out[s.outputNames[0]!]!.data as Float32Array);
+    // The WebAssembly run blocks the thread; give the event loop (vitest's RPC) a turn.
+    await new Promise((resolve) => setImmediate(resolve));
   }
   const all = new Float32Array(chunks.reduce((a, c) => a + c.length, 0));
   let offset = 0;
