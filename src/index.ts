@@ -28,6 +28,7 @@ export { cuda, setThreads, getThreads } from './runtime.js';
 export { releasedWeightsPath } from './weights.js';
 export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
 export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
+export * from './tune/index.js';
 export { exportOnnx, toOnnx, OnnxExportError, IR_VERSION, OPSET, ONNX_NAMES } from './export/onnx.js';
 export type { OnnxExportOptions } from './export/onnx.js';
 

@@ -3,11 +3,12 @@ import { Command, Option } from 'commander';
 import { exportOnnx, IR_VERSION, OnnxExportError, OPSET } from '../export/onnx.js';
 import { Model } from '../model.js';
 import { models, type ModelName } from '../models.js';
-import { InputError, asInput, message } from './common.js';
+import { releasedWeightsPath } from '../weights.js';
+import { InputError, loadWeights, message } from './common.js';
 
 interface ExportFlags {
   model: ModelName;
-  weights: string;
+  weights?: string;
   format: 'onnx';
   out: string;
   foldBatchnorm: boolean;
@@ -19,7 +20,7 @@ export function registerExport(program: Command): void {
     .command('export')
     .description(`write saved weights as an ONNX model (IR ${IR_VERSION}, opset ${OPSET}, eval mode, dynamic batch)`)
     .addOption(new Option('--model <name>', 'architecture the weights belong to').choices(Object.keys(models)).makeOptionMandatory())
-    .requiredOption('--weights <file>', 'a state_dict written by torchlet train or torch.save(model.state_dict())')
+    .option('--weights <file>', "a state_dict for --model (default: the model's released weights, shipped with torchlet)")
     .addOption(new Option('--format <format>', 'output format').choices(['onnx']).default('onnx'))
     .requiredOption('--out <file>', 'the file to write, e.g. model.onnx')
     .option('--no-fold-batchnorm', 'keep each batch norm as its own node instead of folding it into the convolution before it')
@@ -31,8 +32,9 @@ export function registerExport(program: Command): void {
 
 function runExport(flags: ExportFlags): void {
   const spec = models[flags.model];
-  const model = asInput(`cannot load weights '${flags.weights}' for --model ${flags.model}`, () => Model.fromFile(spec, flags.weights));
+  const model = new Model(spec);
   try {
+    loadWeights(model, flags.model, flags.weights ?? releasedWeightsPath(flags.model));
     const bytes = exportOnnx(model, flags.out, { foldBatchNorm: flags.foldBatchnorm, includePreprocessing: flags.includePreprocessing ?? false });
     const { channels, height, width, mean, std } = spec.input;
     const input = flags.includePreprocessing

@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, export.
+// torchlet's command line: train, evaluate, plot, predict, extract, export.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerPredict } from './predict.js';
+import { registerExtract } from './extract.js';
 import { registerExport } from './export.js';
 
 const program = new Command('torchlet')
@@ -16,6 +18,8 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerPredict(program);
+registerExtract(program);
 registerExport(program);
 
 try {
