@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, predict, extract.
+// torchlet's command line: train, evaluate, plot, predict, extract, export.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -10,6 +10,7 @@ import { registerEnsemble } from './ensemble.js';
 import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
+import { registerExport } from './export.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -23,6 +24,7 @@ registerEnsemble(program);
 registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
+registerExport(program);
 
 try {
   await program.parseAsync(process.argv);
