@@ -52,6 +52,7 @@ Napi::Function Model::Init(Napi::Env env) {
                      {
                          InstanceMethod<&Model::NumParams>("numParams"),
                          InstanceMethod<&Model::StateShapes>("stateShapes"),
+                         InstanceMethod<&Model::StateTensors>("stateTensors"),
                          InstanceMethod<&Model::Save>("save"),
                          InstanceMethod<&Model::Load>("load"),
                          InstanceMethod<&Model::Predict>("predict"),
@@ -131,6 +132,30 @@ Napi::Value Model::StateShapes(const Napi::CallbackInfo& info) {
       Napi::Array shape = Napi::Array::New(info.Env(), t.dim());
       for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
       out.Set(name, shape);
+    }
+    return out;
+  });
+}
+
+// stateTensors(): every floating-point state_dict entry as { shape, data: Float32Array },
+// in PyTorch's order, for writers of other formats (ONNX). Integer buffers (batch norm's
+// num_batches_tracked) only count training steps and are left out.
+Napi::Value Model::StateTensors(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    if (busy_) throw std::runtime_error("cannot read the weights while the model is training or evaluating; await that call first");
+    Napi::Object out = Napi::Object::New(env);
+    for (const auto& [name, t] : StateDict(*Net())) {
+      if (!t.is_floating_point()) continue;
+      at::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+      Napi::Array shape = Napi::Array::New(env, c.dim());
+      for (int64_t i = 0; i < c.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(c.size(i))));
+      auto data = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
+      if (c.numel() > 0) std::memcpy(data.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("shape", shape);
+      entry.Set("data", data);
+      out.Set(name, entry);
     }
     return out;
   });

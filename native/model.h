@@ -45,6 +45,7 @@ class Model : public Napi::ObjectWrap<Model> {
  private:
   Napi::Value NumParams(const Napi::CallbackInfo& info);
   Napi::Value StateShapes(const Napi::CallbackInfo& info);
+  Napi::Value StateTensors(const Napi::CallbackInfo& info);
   Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Predict(const Napi::CallbackInfo& info);

@@ -1,7 +1,9 @@
 // Model: a spec compiled to libtorch, with PyTorch-compatible weights.
-import { native, type EvalStats, type NativeModel } from './native.js';
+import { native, type EvalStats, type NativeModel, type StateTensor } from './native.js';
 import type { Dataset } from './dataset.js';
 import { countParams, type ModelSpec } from './spec.js';
+
+export type { StateTensor } from './native.js';
 
 export interface ModelOptions {
   /** 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available). Default 'cpu'. */
@@ -25,8 +27,9 @@ export class Model {
   }
 
   /** Builds `spec` and loads a state_dict written by torchlet or by PyTorch's torch.save(model.state_dict()). */
-  static fromFile(spec: ModelSpec, path: string, options: ModelOptions = {}): Model {
-    const model = new Model(spec, options);
+  static fromFile<M extends Model>(this: new (spec: ModelSpec, options?: ModelOptions) => M, spec: ModelSpec, path: string, options: ModelOptions = {}): M {
+    // `new this`: a subclass (the public Model of src/index.ts) gets instances of itself.
+    const model = new this(spec, options);
     try {
       model.load(path);
     } catch (err) {
@@ -52,6 +55,11 @@ export class Model {
   /** state_dict names and shapes, in PyTorch's order. */
   stateShapes(): Record<string, number[]> {
     return this.handle.stateShapes();
+  }
+
+  /** The state_dict's floating-point entries (weights, biases, batch-norm statistics) as float32 copies on the CPU. */
+  stateTensors(): Record<string, StateTensor> {
+    return this.handle.stateTensors();
   }
 
   /** Writes the state_dict atomically; Python reads it with torch.load. */

@@ -113,11 +113,18 @@ export interface NativeDataset {
   dispose(): void;
 }
 
+/** One state_dict entry's values, row-major, as float32. */
+export interface StateTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
 export interface NativeModel {
   readonly device: string;
   readonly disposed: boolean;
   numParams(): number;
   stateShapes(): Record<string, number[]>;
+  stateTensors(): Record<string, StateTensor>;
   save(path: string): void;
   load(path: string): void;
   predict(pixels: Uint8Array | Float32Array): Float32Array;

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, predict, extract, serve.
+// torchlet's command line: train, evaluate, plot, predict, extract, export, serve.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -10,6 +10,7 @@ import { registerEnsemble } from './ensemble.js';
 import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
+import { registerExport } from './export.js';
 import { registerServe } from './serve.js';
 
 const program = new Command('torchlet')
@@ -24,6 +25,7 @@ registerEnsemble(program);
 registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
+registerExport(program);
 registerServe(program);
 
 try {
