@@ -3,6 +3,7 @@
 // JSON. Deterministic for a seed, so a failure can be replayed.
 import { crc32 } from 'node:zlib';
 import { multipart } from './helpers.js';
+import { mulberry32 } from '../../src/split.js';
 
 export interface FuzzCase {
   kind: string;
@@ -12,17 +13,8 @@ export interface FuzzCase {
   mustRefuse: boolean;
 }
 
-/** A small PRNG (mulberry32), so that cases are reproducible from their seed. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Cases are reproducible from their seed: the split's PRNG. */
+export const rng = mulberry32;
 
 interface Chunk {
   type: string;
