@@ -14,8 +14,11 @@ export { layers, defineModel, countParams, MNIST_INPUT } from './spec.js';
 export type { Layer, ModelSpec, InputSpec } from './spec.js';
 export { models, light, lightest, superLight, DOCUMENTED_PARAMS, isModelName } from './models.js';
 export type { ModelName } from './models.js';
-export { Model } from './model.js';
-export type { ModelOptions, Prediction } from './model.js';
+import { Model as CoreModel } from './model.js';
+import { exportOnnx, type OnnxExportOptions } from './export/onnx.js';
+
+export { Model };
+export type { ModelOptions, Prediction, StateTensor } from './model.js';
 export { Dataset, loadMnist, loadKaggleCsv } from './dataset.js';
 export { parseKaggleCsv, readKaggleCsv, submissionCsv } from './data/kaggle.js';
 export type { LoadOptions, MnistData, KaggleData } from './dataset.js';
@@ -37,3 +40,18 @@ export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, Pr
 export { Ensemble, readEnsembleFile, parseMember } from './ensemble/index.js';
 export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, Vote } from './ensemble/index.js';
 export * from './tune/index.js';
+export { exportOnnx, toOnnx, OnnxExportError, IR_VERSION, OPSET, ONNX_NAMES } from './export/onnx.js';
+export type { OnnxExportOptions } from './export/onnx.js';
+
+/**
+ * torchlet's Model: the core model (src/model.ts) plus the methods that subsystems add,
+ * here exportOnnx. Core never imports a subsystem, so the public entry point, where core and
+ * subsystems are composed, is where the two meet; a subclass (rather than patching the
+ * prototype under a module augmentation) keeps the published type declarations true.
+ */
+class Model extends CoreModel {
+  /** Writes this model as an ONNX file (IR 8, opset 17, eval mode); returns the file's size in bytes. */
+  exportOnnx(path: string, options?: OnnxExportOptions): number {
+    return exportOnnx(this, path, options);
+  }
+}

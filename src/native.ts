@@ -113,14 +113,23 @@ export interface NativeDataset {
   dispose(): void;
 }
 
+/** One state_dict entry's values, row-major, as float32. */
+export interface StateTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
 export interface NativeModel {
   readonly device: string;
   readonly disposed: boolean;
   numParams(): number;
   stateShapes(): Record<string, number[]>;
+  stateTensors(): Record<string, StateTensor>;
   save(path: string): void;
   load(path: string): void;
   predict(pixels: Uint8Array | Float32Array): Float32Array;
+  /** predict on a libuv worker thread; several may be in flight on one model. */
+  predictAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array>;
   evaluate(data: NativeDataset, options?: { batchSize?: number; logProbs?: boolean }): Promise<EvalStats>;
   to(device: string): void;
   dispose(): void;

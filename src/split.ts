@@ -9,7 +9,7 @@ export interface SplitOptions {
 }
 
 /** mulberry32: a small, well-mixed 32-bit PRNG; enough to shuffle indices reproducibly. */
-function mulberry32(seed: number): () => number {
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;

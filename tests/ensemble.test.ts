@@ -4,7 +4,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Ensemble, loadMnist, Model, models, native, readEnsembleFile, type MnistData } from '../src/index.js';
+import { encodePng, Ensemble, loadMnist, Model, models, native, readEnsembleFile, type MnistData } from '../src/index.js';
+import { loadRawDataset } from '../src/data/mnist.js';
 import { cli, expectInputError, MNIST_DIR, ROOT } from './helpers/cli.js';
 
 const weights = (name: string): string => join(ROOT, 'weights', `${name}.pt`);
@@ -116,5 +117,18 @@ describe('torchlet ensemble', () => {
     expect(report.members.map((m) => m.accuracy)).toEqual([0.9959, 0.9943, 0.993]);
     expect(report.accuracy).toBe(0.9965);
     expectInputError(await cli(['ensemble', '--member', 'super_light']), /--member must be MODEL=WEIGHTS/);
+  });
+
+  it('classifies images by the ensemble through torchlet predict', async () => {
+    const raw = await loadRawDataset({ dataDir: MNIST_DIR });
+    const png = join(dir, 'digit.png');
+    writeFileSync(png, encodePng(raw.test.images.subarray(0, 784), 28, 28));
+    const members = ['super_light', 'lightest', 'light'].flatMap((n) => ['--member', `${n}=${weights(n)}`]);
+    const r = await cli(['predict', png, ...members, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const [result] = JSON.parse(r.stdout) as { digit: number; probabilities: number[] }[];
+    expect(result?.digit).toBe(raw.test.labels[0]);
+    // A hard vote's scores are the members' shares of the vote.
+    expect(result?.probabilities[result.digit]).toBeCloseTo(1, 5);
   });
 });

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, predict, extract.
+// torchlet's command line: train, evaluate, plot, predict, extract, export, serve.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -12,6 +12,8 @@ import { registerEnsemble } from './ensemble.js';
 import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
+import { registerExport } from './export.js';
+import { registerServe } from './serve.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -27,6 +29,8 @@ registerEnsemble(program);
 registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
+registerExport(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);
