@@ -1,7 +1,7 @@
 // Training over HTTP: the run routes and the dashboard on their own Fastify instance over
 // an SQLite store, with a worker in this process training what POST /runs queued.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -10,7 +10,7 @@ import { dashboardRoutes } from '../src/dashboard/plugin.js';
 import { jobsRoutes } from '../src/jobs/routes.js';
 import { runWorker } from '../src/jobs/worker.js';
 import { RunStore } from '../src/store/store.js';
-import { ROOT } from './helpers/cli.js';
+import { ROOT, cli } from './helpers/cli.js';
 
 let tmp: string;
 let store: RunStore;
@@ -80,6 +80,11 @@ describe('POST /runs', () => {
     [{ ...TINY, dataDir: '/tmp' }, 'application/json', 'dataDir'],
     [{ ...TINY, out: '/etc/passwd' }, 'application/json', 'out'],
     [{ ...TINY, aug: 'yes' }, 'application/json', 'aug'],
+    [{ ...TINY, scheduler: { type: 'step', stepsize: 3 } }, 'application/json', 'scheduler.stepsize'],
+    [{ ...TINY, optimizer: 'lamb' }, 'application/json', 'optimizer'],
+    [{ ...TINY, earlyStopping: { patience: 1, metric: 'valF1' } }, 'application/json', 'earlyStopping.metric'],
+    [{ ...TINY, dataset: 'kaggle:../../etc' }, 'application/json', 'dataset'],
+    [{ ...TINY, dataset: 'cifar10' }, 'application/json', 'dataset'],
     ['model: [unclosed', 'application/yaml', '(text)'],
     ['[1, 2]', 'application/json', '(top level)'],
   ])('refuses a bad config with a 400 naming the field (%j)', async (body, type, field) => {
@@ -96,6 +101,45 @@ describe('POST /runs', () => {
     expect((await fetch(`${base}/runs/not-an-id`)).status).toBe(400);
     expect((await fetch(`${base}/runs/abcdef12`)).status).toBe(404);
     expect((await fetch(`${base}/runs/abcdef12/cancel`, { method: 'POST' })).status).toBe(404);
+  });
+});
+
+describe('the schema of torchlet train --config', () => {
+  // A project recipe: every part of the schema that the CLI's config files use.
+  const RECIPE = {
+    description: 'the early-stopping project, shortened',
+    model: 'lightest',
+    augment: 'rotate-translate',
+    epochs: 3,
+    batchSize: 64,
+    lr: 0.002,
+    optimizer: { type: 'adam', betas: [0.9, 0.99] },
+    scheduler: { type: 'step', stepSize: 1, gamma: 0.5 },
+    earlyStopping: { patience: 1, metric: 'valLoss', restoreBest: true },
+    normalize: 'minus1-1',
+    valSplit: 0.2,
+    trainLimit: 1500,
+    seed: 9,
+    threads: 1,
+  };
+
+  it('a worker trains a POSTed recipe to the same weights, byte for byte, as torchlet train --config', async () => {
+    const posted = await post(RECIPE, 'application/json', '?experiment=schema&name=recipe');
+    expect(posted.status, JSON.stringify(posted.body)).toBe(202);
+    await runWorker(store, { id: 'schema-worker', untilEmpty: true, dataRoot });
+    const run = await store.getRun(String(posted.body.id));
+    expect(run.status, run.error ?? '').toBe('finished');
+
+    const dir = mkdtempSync(join(tmp, 'cli-'));
+    const file = join(dir, 'recipe.json');
+    writeFileSync(file, JSON.stringify(RECIPE));
+    const r = await cli(['train', '--config', file, '--out', join(dir, 'best.pt'), '--no-track'], { TORCHLET_LOG_DIR: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/adam \+ step/);
+    const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
+    expect(sha(readFileSync(join(dir, 'best.pt')))).toBe(sha((await store.artifact(run.id, 'best.pt'))!.data));
+    const lines = r.stdout.split('\n').filter((l) => l.startsWith('epoch'));
+    expect(await store.epochs(run.id)).toHaveLength(lines.length);
   });
 });
 
