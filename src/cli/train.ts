@@ -120,6 +120,8 @@ const ConfigSchema = z
     optimizer: OptimizerSchema,
     scheduler: SchedulerSchema,
     earlyStopping: EarlyStoppingSchema,
+    labelSmoothing: z.number().min(0).lt(1),
+    ema: z.object({ decay: z.number().gt(0).lt(1) }).strict(),
     normalize: z.enum(NORMALIZATION_NAMES),
     seed: z.number().int().nonnegative(),
     device: z.string(),
@@ -211,6 +213,8 @@ export function registerTrain(program: Command): void {
     .option('--min-delta <x>', 'early stopping: the least change that counts as improvement (default 0)', nonNegativeNumber('--min-delta'))
     .option('--no-restore-best', 'early stopping: keep the last epoch\'s weights instead of the best')
     .addOption(new Option('--normalize <preset>', "input normalisation: 'mnist' mean/std (default), 'minus1-1' or '0-1'").choices(NORMALIZATION_NAMES))
+    .option('--label-smoothing <x>', 'cross-entropy against smoothed targets, e.g. 0.05 (default 0)', nonNegativeNumber('--label-smoothing'))
+    .option('--ema-decay <x>', 'evaluate, keep and release an exponential moving average of the weights, e.g. 0.999', positiveNumber('--ema-decay'))
     .option('--seed <n>', `random seed (default ${REFERENCE_RECIPE.seed})`, nonNegativeInt('--seed'))
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto' (default 'auto')")
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', positiveInt('--threads'))
@@ -236,6 +240,7 @@ function intList(name: string) {
 
 type Flags = Omit<TrainConfig, 'optimizer' | 'scheduler'> & {
   optimizer?: OptimizerChoice['type'];
+  emaDecay?: number;
   scheduler?: SchedulerChoice['type'];
   config?: string;
   resume?: string;
@@ -319,6 +324,7 @@ async function runTrain(cmd: Command): Promise<void> {
       ...cfg,
       ...recipeFromFlags(fromFile, cli),
       ...(augment && { augment }),
+      ...(cfg.emaDecay !== undefined && { ema: { decay: cfg.emaDecay } }),
       ...(cfg.normalize !== undefined && { normalize: cfg.normalize }),
     }),
   );
