@@ -120,6 +120,8 @@ export const ConfigSchema = z
     optimizer: OptimizerSchema,
     scheduler: SchedulerSchema,
     earlyStopping: EarlyStoppingSchema,
+    labelSmoothing: z.number().min(0).lt(1),
+    ema: z.object({ decay: z.number().gt(0).lt(1) }).strict(),
     normalize: z.enum(NORMALIZATION_NAMES),
     seed: z.number().int().nonnegative(),
     device: z.string(),
@@ -241,6 +243,8 @@ export function resolveConfig(cfg: TrainConfig, source = 'config'): { config: Re
       ...(cfg.optimizer !== undefined && { optimizer: choiceObject<OptimizerChoice>(cfg.optimizer) }),
       ...(cfg.scheduler !== undefined && { scheduler: choiceObject<SchedulerChoice>(cfg.scheduler as SchedulerChoice | SchedulerChoice['type']) }),
       ...(cfg.earlyStopping !== undefined && { earlyStopping: cfg.earlyStopping as EarlyStopping }),
+      ...(cfg.labelSmoothing !== undefined && { labelSmoothing: cfg.labelSmoothing }),
+      ...(cfg.ema !== undefined && { ema: cfg.ema }),
       ...(cfg.normalize !== undefined && { normalize: cfg.normalize }),
       ...(augment && { augment }),
     });

@@ -123,6 +123,8 @@ export function resolveRecipe(options: Partial<Recipe>): Recipe {
   }
   if (!Number.isFinite(recipe.weightDecay) || recipe.weightDecay < 0) throw new RangeError(`weightDecay must be >= 0, got ${recipe.weightDecay}`);
   if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${recipe.seed}`);
+  if (!(recipe.labelSmoothing >= 0 && recipe.labelSmoothing < 1)) throw new RangeError(`labelSmoothing must be within [0, 1), got ${recipe.labelSmoothing}`);
+  if (recipe.ema !== null && !(recipe.ema.decay > 0 && recipe.ema.decay < 1)) throw new RangeError(`ema.decay must be within (0, 1), got ${recipe.ema.decay}`);
   const es = recipe.earlyStopping;
   if (es !== null) {
     if (!Number.isInteger(es.patience) || es.patience < 0) throw new RangeError(`earlyStopping.patience must be a non-negative integer, got ${es.patience}`);
@@ -137,7 +139,11 @@ export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainS
   return new (native().Trainer)(model.handle, {
     optimizer: optimizerOptions(recipe),
     scheduler: schedulerOptions(recipe, stepsPerEpoch),
-    loss: 'nll',
+    // The models end in log_softmax, which cross-entropy's own log_softmax leaves unchanged,
+    // so smoothing needs no change to the model.
+    loss: recipe.labelSmoothing > 0 ? 'cross_entropy' : 'nll',
+    labelSmoothing: recipe.labelSmoothing,
+    emaDecay: recipe.ema?.decay ?? 0,
     batchSize: recipe.batchSize,
     seed: recipe.seed,
     ...(aug && { augment: recipe.augment }),
@@ -207,6 +213,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
     throw err;
   }
+  const ema = recipe.ema !== null;
   let history: EpochRecord[] = [];
   let best: TrainResult['best'] | null = null;
   // Keras's rule: stop after `patience` epochs in a row without improvement. It depends on
@@ -235,6 +242,8 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
     for (let epoch = history.length; epoch < recipe.epochs && !stopped(); epoch++) {
       const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => options.onProgress?.(epoch, p));
       const start = performance.now();
+      // With EMA the averaged weights are the ones evaluated, kept as best and released.
+      if (ema) trainer.swapEma();
       const trainEval = options.skipTrainEval ? undefined : await model.evaluate(data.train, evalOpts);
       const testEval = await model.evaluate(data.test, evalOpts);
       const valEval = data.val ? await model.evaluate(data.val, evalOpts) : undefined;
@@ -257,6 +266,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
         best = { epoch: epoch + 1, accuracy: valEval ? valEval.accuracy : testEval.accuracy, by, metric: mon.metric, value };
         if (bestPath !== undefined) model.save(bestPath);
       }
+      if (ema) trainer.swapEma();
       if (plateauMetric !== undefined) trainer.observe(metricOf(record, plateauMetric));
       if (checkpointPath !== undefined) {
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
@@ -265,6 +275,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       await recorder?.epoch(record, { ...(checkpointPath !== undefined && { checkpoint: checkpointPath }), ...(improved && bestPath !== undefined && { best: bestPath }) });
       await options.onEpoch?.(record);
     }
+    if (ema) trainer.swapEma();
     const last = history.at(-1);
     if (restore && best !== null && bestPath !== undefined && last !== undefined && best.epoch !== last.epoch) model.load(bestPath);
     const final = history.at(-1);

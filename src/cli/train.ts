@@ -87,6 +87,8 @@ export function registerTrain(program: Command): void {
     .option('--min-delta <x>', 'early stopping: the least change that counts as improvement (default 0)', nonNegativeNumber('--min-delta'))
     .option('--no-restore-best', 'early stopping: keep the last epoch\'s weights instead of the best')
     .addOption(new Option('--normalize <preset>', "input normalisation: 'mnist' mean/std (default), 'minus1-1' or '0-1'").choices(NORMALIZATION_NAMES))
+    .option('--label-smoothing <x>', 'cross-entropy against smoothed targets, e.g. 0.05 (default 0)', nonNegativeNumber('--label-smoothing'))
+    .option('--ema-decay <x>', 'evaluate, keep and release an exponential moving average of the weights, e.g. 0.999', positiveNumber('--ema-decay'))
     .option('--seed <n>', `random seed (default ${REFERENCE_RECIPE.seed})`, nonNegativeInt('--seed'))
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto' (default 'auto')")
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', positiveInt('--threads'))
@@ -116,6 +118,7 @@ function intList(name: string) {
 
 type Flags = Omit<TrainConfig, 'optimizer' | 'scheduler'> & {
   optimizer?: OptimizerChoice['type'];
+  emaDecay?: number;
   scheduler?: SchedulerChoice['type'];
   config?: string;
   resume?: string;
@@ -187,7 +190,13 @@ function configFrom(cmd: Command): { flags: Flags; config: TrainConfig } {
   const plain = Object.fromEntries(Object.entries(cli).filter(([key]) => keys.includes(key) && !['optimizer', 'scheduler', 'augment'].includes(key)));
   // The recipe's nested parts (optimizer, scheduler, early stopping) merge flag by flag.
   const augment = cli.augment ?? fromFile.augment;
-  const merged = { ...fromFile, ...plain, ...recipeFromFlags(fromFile, cli), ...(augment !== undefined && { augment }) };
+  const merged = {
+    ...fromFile,
+    ...plain,
+    ...recipeFromFlags(fromFile, cli),
+    ...(augment !== undefined && { augment }),
+    ...(cli.emaDecay !== undefined && { ema: { decay: cli.emaDecay } }),
+  };
   return { flags, config: configInput((raw) => parseConfig(raw, 'the training options'), merged) };
 }
 
