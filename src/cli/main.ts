@@ -1,11 +1,12 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot.
+// torchlet's command line: train, evaluate, plot, tune.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerTune } from './tune.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -15,6 +16,7 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerTune(program);
 
 try {
   await program.parseAsync(process.argv);
