@@ -6,6 +6,8 @@ import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerEnsemble } from './ensemble.js';
+import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
 import { registerTune } from './tune.js';
@@ -18,6 +20,8 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerEnsemble(program);
+registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
 registerTune(program);
