@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { expect } from 'vitest';
 import type { CliResult } from './spawn.js';
 
-export { cli, cliEnv, finished, MNIST_DIR, ROOT, spawnCli, type CliResult } from './spawn.js';
+export { cli, cliEnv, CLI_STORE, finished, MNIST_DIR, ROOT, spawnCli, type CliResult } from './spawn.js';
 
 /** What a crash looks like: libtorch's C++ backtrace, std::terminate, a signal, a JS stack. */
 const CRASH_SIGNS = [/terminate called/, /Aborted/i, /core dumped/i, /Segmentation fault/i, /Exception raised from/, /frame #\d+/, /^\s+at .+:\d+:\d+\)?$/m];
