@@ -5,6 +5,7 @@ import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type BBox } from '../image/index.js';
 import { models, type ModelName } from '../models.js';
+import type { NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
 import type { Vote } from '../ensemble/index.js';
 import { InputError, asInput, message, positiveInt } from './common.js';
@@ -22,6 +23,8 @@ interface PredictFlags {
   weights?: string;
   run?: string;
   store?: string;
+  /** From --run: the normalisation the run trained with. */
+  normalize?: NormalizationName;
   json?: boolean;
   top: number;
   device: string;
@@ -116,7 +119,7 @@ async function runPredict(inputs: string[], given: PredictFlags): Promise<void> 
     fromRun = await runWeights(given.run, given.store, undefined);
   }
   try {
-    await classifyFiles(files, fromRun ? { ...given, model: fromRun.model, weights: fromRun.path } : given);
+    await classifyFiles(files, fromRun ? { ...given, model: fromRun.model, weights: fromRun.path, ...(fromRun.normalize !== undefined && { normalize: fromRun.normalize }) } : given);
   } finally {
     fromRun?.dispose();
   }
