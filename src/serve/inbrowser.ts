@@ -111,8 +111,9 @@ export function onnxRoute(app: FastifyInstance, ctx: ServeContext): void {
       schema: {
         summary: "The model as ONNX (IR 8, opset 17), as the page's in-browser mode runs it",
         description:
-          'Batch norm folded, dynamic batch dimension; input `input` is the normalised float tensor [batch, 1, 28, 28] ' +
-          '((pixel / 255 - 0.1307) / 0.3081, recorded in the metadata as `torchlet.normalisation`), output `log_probs` [batch, 10]. ' +
+          'Batch norm folded, dynamic batch dimension; input `pixels` is uint8 [batch, 1, 28, 28] (0-255, light ink on black, ' +
+          'as MNIST and POST /predict\'s preprocessing make them), normalised inside the graph as the weights were trained ' +
+          '(also recorded in the metadata as `torchlet.normalisation`); output `log_probs` [batch, 10]. ' +
           'Exported once per served model and kept in memory; the ETag allows conditional requests.',
         tags: ['server'],
         params: { type: 'object', properties: { name: { type: 'string', maxLength: 64 } }, required: ['name'] },

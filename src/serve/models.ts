@@ -46,7 +46,9 @@ export function loadServedModel(name: ModelName, options: LoadOptions = {}): Ser
       for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i] ?? -Infinity);
       return out;
     },
-    onnx: () => toOnnx(model.spec, model.stateTensors()),
+    // uint8 pixels in: the graph normalises as these weights were trained (options.normalize),
+    // so the page need not know the normalisation.
+    onnx: () => toOnnx(model.spec, model.stateTensors(), { includePreprocessing: true }),
     dispose: () => model.dispose(),
   };
 }
