@@ -160,10 +160,11 @@ interface Runs {
 
 /** The run store and what serve builds on it; the worker starts once the server listens. */
 async function openRuns(flags: ServeFlags, registry: ModelRegistry): Promise<Runs> {
-  const [{ openStore, DEFAULT_STORE }, { jobsRoutes, defaultDataRoot, runModels, startLocalWorker }, { dashboardRoutes }] = await Promise.all([
+  const [{ openStore, DEFAULT_STORE }, { jobsRoutes, defaultDataRoot, runModels, startLocalWorker }, { dashboardRoutes }, { studyRoutes }] = await Promise.all([
     import('../store/index.js'),
     import('../jobs/index.js'),
     import('../dashboard/plugin.js'),
+    import('../tune/web.js'),
   ]);
   const location = flags.store ?? (process.env.TORCHLET_STORE || DEFAULT_STORE);
   const store = await openStore(location).catch((err: unknown) => Promise.reject(new InputError(message(err))));
@@ -178,6 +179,7 @@ async function openRuns(flags: ServeFlags, registry: ModelRegistry): Promise<Run
     plugin: async (app) => {
       await app.register(jobsRoutes, { store, dataRoot });
       await app.register(dashboardRoutes);
+      await app.register(studyRoutes, { store });
       app.addHook('onClose', close);
     },
     runModel: runModels(store, registry, { device: flags.device }),

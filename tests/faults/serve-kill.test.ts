@@ -72,6 +72,8 @@ async function killServer(location: string): Promise<void> {
       expect(withoutTimes((await store.epochs(ids[0]!)).slice(0, saved.length))).toEqual(withoutTimes(saved));
       const listed = (await (await fetch(`${second.url}/runs?experiment=kill-server`)).json()) as { runs: { id: string }[] };
       expect(listed.runs.map((r) => r.id).sort()).toEqual([...ids].sort());
+      // The study pages of torchlet tune are mounted beside the dashboard.
+      for (const path of ['/studies', '/dashboard/studies']) expect((await fetch(`${second.url}${path}`)).status, path).toBe(200);
       console.log(`kill -9 serve on ${store.dialect}: killed after ${saved.length} epoch(s) of the first run, 2 queued; all 3 finished after the restart`);
     } finally {
       second.child.kill('SIGTERM');
