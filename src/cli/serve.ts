@@ -167,7 +167,8 @@ async function openRuns(flags: ServeFlags, registry: ModelRegistry): Promise<Run
     import('../tune/web.js'),
   ]);
   const location = flags.store ?? (process.env.TORCHLET_STORE || DEFAULT_STORE);
-  const store = await openStore(location).catch((err: unknown) => Promise.reject(new InputError(message(err))));
+  // The store is on by default, so its error says how to serve without it.
+  const store = await openStore(location).catch((err: unknown) => Promise.reject(new InputError(`${message(err)} (to serve predictions only, without a run store: --no-runs)`)));
   const dataRoot = resolve(flags.dataRoot ?? defaultDataRoot());
   let worker: LocalWorker | undefined;
   const close = async (): Promise<void> => {
