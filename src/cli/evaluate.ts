@@ -7,7 +7,7 @@ import { loadRawDataset, type DatasetName } from '../data/mnist.js';
 import { Dataset } from '../dataset.js';
 import { classificationReport, confusionMatrix, formatReport } from '../metrics.js';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import { confusionMatrixPng } from '../plot.js';
 import { InputError, asInput, message, positiveInt } from './common.js';
 

@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { Model } from '../model.js';
 import { loadMnist } from '../dataset.js';
-import { isModelName, models, type ModelName } from '../models.js';
+import { isModelName, models, type ModelName } from '../zoo/index.js';
 import { REFERENCE_RECIPE } from '../recipe.js';
 import { getThreads, setThreads } from '../runtime.js';
 import { resolveRecipe, train, type EpochRecord } from '../train.js';
