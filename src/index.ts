@@ -25,3 +25,7 @@ export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT } from './recipe.js';
 export type { Recipe } from './recipe.js';
 export { cuda, setThreads, getThreads } from './runtime.js';
+export { releasedWeightsPath } from './weights.js';
+export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
+export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
+export * from './tune/index.js';

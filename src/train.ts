@@ -42,7 +42,8 @@ export interface TrainOptions extends Partial<Recipe> {
   /** Skip evaluating the training set after each epoch (it costs about a fifth of an epoch). */
   skipTrainEval?: boolean;
   onProgress?: (epoch: number, p: ProgressInfo) => void;
-  onEpoch?: (record: EpochRecord) => void;
+  /** Awaited after every epoch; throwing stops training (a tuner's pruner does this). */
+  onEpoch?: (record: EpochRecord) => void | Promise<void>;
   /** Called once after a resume with the epochs the checkpoint already holds. */
   onResume?: (history: EpochRecord[]) => void;
 }
@@ -158,7 +159,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
         trainer.saveState(options.checkpointPath, JSON.stringify(meta));
       }
-      options.onEpoch?.(record);
+      await options.onEpoch?.(record);
     }
   } finally {
     trainer.dispose();

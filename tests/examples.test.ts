@@ -11,7 +11,7 @@ beforeAll(() => {
 
 describe('examples/', () => {
   it('holds the examples this test runs', () => {
-    expect(readdirSync('examples').sort()).toEqual(['custom-model.ts', 'quickstart.ts']);
+    expect(readdirSync('examples').sort()).toEqual(['custom-model.ts', 'quickstart.ts', 'tune-super-light.yaml']);
   });
 
   it('quickstart trains, saves, reloads and predicts', () => {

@@ -1,6 +1,8 @@
 // Shared CLI plumbing: typed option parsers that reject bad values with exit code 2,
 // and one place that turns errors into messages.
 import { InvalidArgumentError } from 'commander';
+import { Model } from '../model.js';
+import { models, type ModelName } from '../models.js';
 
 /** Bad input from the user (a flag, a config, a weights file): reported without a stack trace, exit code 2. */
 export class InputError extends Error {}
@@ -44,6 +46,26 @@ export function nonNegativeNumber(name: string) {
     if (value.trim() === '' || !Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a number >= 0, got '${value}'`);
     return n;
   };
+}
+
+/** Loads weights, naming the architecture they do fit when it is not the one asked for. */
+export function loadWeights(model: Model, name: ModelName, path: string): void {
+  try {
+    model.load(path);
+  } catch (err) {
+    const fits = (Object.keys(models) as ModelName[]).filter((other) => other !== name && fitsArchitecture(other, path));
+    const hint = fits.length > 0 ? `\nthese weights fit --model ${fits.join(' or ')}` : '';
+    throw new InputError(`cannot load weights '${path}': ${message(err)}${hint}`);
+  }
+}
+
+function fitsArchitecture(name: ModelName, path: string): boolean {
+  try {
+    Model.fromFile(models[name], path).dispose();
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function message(err: unknown): string {

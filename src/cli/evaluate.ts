@@ -9,7 +9,7 @@ import { classificationReport, confusionMatrix, formatReport } from '../metrics.
 import { Model } from '../model.js';
 import { models, type ModelName } from '../zoo/index.js';
 import { confusionMatrixPng } from '../plot.js';
-import { InputError, asInput, message, positiveInt } from './common.js';
+import { asInput, loadWeights, positiveInt } from './common.js';
 
 // Both datasets have ten classes; only Fashion-MNIST's need names to be readable.
 const CLASSES = 10;
@@ -43,26 +43,6 @@ export function registerEvaluate(program: Command): void {
     .action(async (flags: EvaluateFlags) => {
       await runEvaluate(flags);
     });
-}
-
-/** Loads weights, naming the architecture they do fit when it is not the one asked for. */
-function loadWeights(model: Model, name: ModelName, path: string): void {
-  try {
-    model.load(path);
-  } catch (err) {
-    const fits = (Object.keys(models) as ModelName[]).filter((other) => other !== name && fitsArchitecture(other, path));
-    const hint = fits.length > 0 ? `\nthese weights fit --model ${fits.join(' or ')}` : '';
-    throw new InputError(`cannot load weights '${path}': ${message(err)}${hint}`);
-  }
-}
-
-function fitsArchitecture(name: ModelName, path: string): boolean {
-  try {
-    Model.fromFile(models[name], path).dispose();
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 async function runEvaluate(flags: EvaluateFlags): Promise<void> {

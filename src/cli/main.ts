@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot.
+// torchlet's command line: train, evaluate, plot, predict, extract.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerPredict } from './predict.js';
+import { registerExtract } from './extract.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -15,6 +17,8 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerPredict(program);
+registerExtract(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,322 @@
+// Turns any picture of one digit into what MNIST's own images look like: light ink on
+// black, the ink's longest side 20 px, centred by mass in a 28x28 frame.
+//
+// Pure and dependency-free (no Node imports, no decoder): the server runs it after sharp
+// decodes, and the browser runs the same code on a canvas's ImageData.
+import { MNIST_INPUT } from '../spec.js';
+import { ImageError } from './errors.js';
+
+export const FRAME = 28;
+/** MNIST scaled each digit so that its longest side fits this box, then centred it by mass. */
+export const BOX = 20;
+/** After the contrast stretch, ink fainter than this (of 255) is noise: paper grain, JPEG ringing, shadows. */
+export const NOISE_LEVEL = 51;
+/** Less contrast than this between background and the darkest ink (of 255) is a blank image. */
+export const MIN_CONTRAST = 24;
+/** A 28x28 image whose border is at most this light already has a black background. */
+const BLACK_LEVEL = 8;
+
+export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif' | 'raw';
+
+export interface BBox {
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+export interface PreprocessResult {
+  /** 784 values standardised with MNIST's mean and std, as the trainer feeds the models (for ONNX, PyTorch). */
+  input: Float32Array;
+  /** 784 values 0..255, light ink on black, row-major: what the model sees. `Model.predict` takes this directly. */
+  pixels: Uint8Array;
+  /** Whether the image had a light background and was inverted. */
+  inverted: boolean;
+  /** The ink's bounding box in the source image, or null when the image was already MNIST-like and passed through. */
+  bbox: BBox | null;
+  /** Size of the source image. */
+  width: number;
+  height: number;
+  format: ImageFormat;
+}
+
+export type Channels = 1 | 2 | 3 | 4;
+
+/**
+ * Preprocesses raw 8-bit pixels, row-major and interleaved: 1 channel (gray), 2 (gray,
+ * alpha), 3 (RGB) or 4 (RGBA, as in a canvas's ImageData, the default).
+ */
+export function preprocessPixels(
+  data: Uint8Array | Uint8ClampedArray,
+  width: number,
+  height: number,
+  channels: Channels = 4,
+  format: ImageFormat = 'raw',
+): PreprocessResult {
+  if (!Number.isInteger(width) || !Number.isInteger(height) || width < 0 || height < 0) {
+    throw new RangeError(`width and height must be non-negative integers, got ${width}x${height}`);
+  }
+  if (![1, 2, 3, 4].includes(channels)) throw new RangeError(`channels must be 1, 2, 3 or 4, got ${channels}`);
+  if (width === 0 || height === 0) throw new ImageError('empty', `the image has no pixels (${width}x${height})`);
+  if (data.length !== width * height * channels) {
+    throw new RangeError(`${width}x${height}x${channels} pixels need ${width * height * channels} bytes, got ${data.length}`);
+  }
+
+  const gray = toGrayOnWhite(data, width * height, channels);
+  const { min, max } = range(gray);
+  if (max - min < MIN_CONTRAST) throw blank(min, max);
+
+  // The background is what the border mostly is; it is light when it sits nearer the
+  // light end of this image's range (a gray-paper photo is still "light").
+  const borderLevel = median(borderHistogram(gray, width, height));
+  const inverted = borderLevel > (min + max) / 2;
+  const background = inverted ? 255 - borderLevel : borderLevel;
+  const peak = inverted ? 255 - min : max;
+  if (peak - background < MIN_CONTRAST) throw blank(min, max);
+
+  if (width === FRAME && height === FRAME && !inverted && background <= BLACK_LEVEL) {
+    return { input: standardise(gray), pixels: gray, inverted, bbox: null, width, height, format };
+  }
+
+  const ink = inkLevels(gray, inverted, background, peak);
+  const bbox = inkBox(ink, width, height);
+  if (bbox === null) throw blank(min, max);
+
+  const longest = Math.max(bbox.width, bbox.height);
+  const outW = Math.max(1, Math.round((bbox.width * BOX) / longest));
+  const outH = Math.max(1, Math.round((bbox.height * BOX) / longest));
+  const small = resample(ink, width, bbox, outW, outH);
+  const pixels = centreByMass(small, outW, outH);
+  return { input: standardise(pixels), pixels, inverted, bbox, width, height, format };
+}
+
+function blank(min: number, max: number): ImageError {
+  return new ImageError(
+    'blank',
+    min === max
+      ? `the image is blank (every pixel is ${min}): there is no digit to read`
+      : `the image is blank: its contrast (${max - min} of 255) is too low to find a digit`,
+  );
+}
+
+/**
+ * Gray levels with alpha composited on white, rounded to bytes. Luma uses ITU-R 601-2 in
+ * PIL's fixed point, so an image with R = G = B keeps its values exactly.
+ */
+function toGrayOnWhite(data: Uint8Array | Uint8ClampedArray, n: number, channels: Channels): Uint8Array {
+  const out = new Uint8Array(n);
+  switch (channels) {
+    case 1:
+      out.set(data);
+      break;
+    case 2:
+      for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = onWhite(data[j] ?? 0, data[j + 1] ?? 0);
+      break;
+    case 3:
+      for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = luma(data[j] ?? 0, data[j + 1] ?? 0, data[j + 2] ?? 0);
+      break;
+    case 4:
+      for (let i = 0, j = 0; i < n; i++, j += 4) {
+        const a = data[j + 3] ?? 0;
+        const l = luma(data[j] ?? 0, data[j + 1] ?? 0, data[j + 2] ?? 0);
+        out[i] = a === 255 ? l : onWhite(l, a);
+      }
+      break;
+  }
+  return out;
+}
+
+function luma(r: number, g: number, b: number): number {
+  return (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+}
+
+function onWhite(v: number, a: number): number {
+  return ((v * a + 255 * (255 - a) + 127) / 255) | 0;
+}
+
+function range(gray: Uint8Array): { min: number; max: number } {
+  let min = 255;
+  let max = 0;
+  for (const v of gray) {
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  return { min, max };
+}
+
+function borderHistogram(gray: Uint8Array, width: number, height: number): Uint32Array {
+  const hist = new Uint32Array(256);
+  for (let x = 0; x < width; x++) {
+    count(hist, gray[x]);
+    if (height > 1) count(hist, gray[(height - 1) * width + x]);
+  }
+  for (let y = 1; y < height - 1; y++) {
+    count(hist, gray[y * width]);
+    if (width > 1) count(hist, gray[y * width + width - 1]);
+  }
+  return hist;
+}
+
+function count(hist: Uint32Array, v: number | undefined): void {
+  if (v !== undefined) hist[v] = (hist[v] ?? 0) + 1;
+}
+
+function median(hist: Uint32Array): number {
+  let total = 0;
+  for (const c of hist) total += c;
+  let seen = 0;
+  for (let v = 0; v < 256; v++) {
+    seen += hist[v] ?? 0;
+    if (2 * seen >= total) return v;
+  }
+  return 255;
+}
+
+/**
+ * Ink as light-on-black levels: inverted if needed, the background level subtracted, the
+ * contrast stretched so the strongest ink is 255, and anything under NOISE_LEVEL zeroed.
+ */
+function inkLevels(gray: Uint8Array, inverted: boolean, background: number, peak: number): Uint8Array {
+  const lut = new Uint8Array(256);
+  const gain = 255 / (peak - background);
+  for (let v = 0; v < 256; v++) {
+    const level = (inverted ? 255 - v : v) - background;
+    const s = Math.min(255, Math.round(level * gain));
+    lut[v] = s < NOISE_LEVEL ? 0 : s;
+  }
+  const out = new Uint8Array(gray.length);
+  for (let i = 0; i < gray.length; i++) out[i] = lut[gray[i] ?? 0] ?? 0;
+  return out;
+}
+
+function inkBox(ink: Uint8Array, width: number, height: number): BBox | null {
+  let x0 = width;
+  let y0 = height;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
+    let first = -1;
+    let last = -1;
+    for (let x = 0; x < width; x++) {
+      if (ink[row + x] !== 0) {
+        if (first < 0) first = x;
+        last = x;
+      }
+    }
+    if (first < 0) continue;
+    if (y0 === height) y0 = y;
+    y1 = y;
+    if (first < x0) x0 = first;
+    if (last > x1) x1 = last;
+  }
+  return x1 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+}
+
+interface Taps {
+  start: Int32Array;
+  count: Int32Array;
+  weights: Float32Array;
+  /** Taps per output sample: the stride of `weights`. */
+  span: number;
+}
+
+/**
+ * Resampling weights with a triangle filter widened by the scale factor when shrinking,
+ * as PIL's resize (BILINEAR) does: every input pixel contributes, so thin strokes
+ * survive a large reduction instead of aliasing away.
+ */
+function taps(inSize: number, outSize: number): Taps {
+  const scale = inSize / outSize;
+  const filterScale = Math.max(scale, 1);
+  const support = filterScale; // the triangle's support is 1
+  const span = Math.ceil(support) * 2 + 1;
+  const start = new Int32Array(outSize);
+  const count = new Int32Array(outSize);
+  const weights = new Float32Array(outSize * span);
+  for (let o = 0; o < outSize; o++) {
+    const centre = (o + 0.5) * scale;
+    const lo = Math.max(Math.trunc(centre - support + 0.5), 0);
+    const hi = Math.min(Math.trunc(centre + support + 0.5), inSize);
+    let total = 0;
+    for (let i = lo; i < hi; i++) {
+      const w = Math.max(0, 1 - Math.abs((i - centre + 0.5) / filterScale));
+      weights[o * span + i - lo] = w;
+      total += w;
+    }
+    if (total > 0) for (let i = 0; i < hi - lo; i++) weights[o * span + i] = (weights[o * span + i] ?? 0) / total;
+    start[o] = lo;
+    count[o] = hi - lo;
+  }
+  return { start, count, weights, span };
+}
+
+/** Separable resampling of the `box` region of `src` to outW x outH floats. */
+function resample(src: Uint8Array, width: number, box: BBox, outW: number, outH: number): Float32Array {
+  const tx = taps(box.width, outW);
+  const ty = taps(box.height, outH);
+  // Horizontal pass over the rows of the box only.
+  const mid = new Float32Array(box.height * outW);
+  for (let y = 0; y < box.height; y++) {
+    const row = (box.y + y) * width + box.x;
+    for (let o = 0; o < outW; o++) {
+      const base = o * tx.span;
+      const s = row + (tx.start[o] ?? 0);
+      let acc = 0;
+      for (let k = 0, n = tx.count[o] ?? 0; k < n; k++) acc += (src[s + k] ?? 0) * (tx.weights[base + k] ?? 0);
+      mid[y * outW + o] = acc;
+    }
+  }
+  const out = new Float32Array(outW * outH);
+  for (let o = 0; o < outH; o++) {
+    const base = o * ty.span;
+    const s = ty.start[o] ?? 0;
+    for (let k = 0, n = ty.count[o] ?? 0; k < n; k++) {
+      const w = ty.weights[base + k] ?? 0;
+      const r = (s + k) * outW;
+      for (let x = 0; x < outW; x++) out[o * outW + x] = (out[o * outW + x] ?? 0) + (mid[r + x] ?? 0) * w;
+    }
+  }
+  return out;
+}
+
+/**
+ * Places the digit in the 28x28 frame so that its centre of mass falls on the frame's
+ * centre (to the nearest pixel, never pushing ink out of the frame).
+ */
+function centreByMass(img: Float32Array, w: number, h: number): Uint8Array {
+  let mass = 0;
+  let mx = 0;
+  let my = 0;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const v = img[y * w + x] ?? 0;
+      mass += v;
+      mx += v * (x + 0.5);
+      my += v * (y + 0.5);
+    }
+  }
+  const centre = FRAME / 2;
+  const dx = clamp(Math.round(centre - mx / mass), 0, FRAME - w);
+  const dy = clamp(Math.round(centre - my / mass), 0, FRAME - h);
+  const out = new Uint8Array(FRAME * FRAME);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) out[(y + dy) * FRAME + x + dx] = Math.min(255, Math.round(img[y * w + x] ?? 0));
+  }
+  return out;
+}
+
+function clamp(v: number, lo: number, hi: number): number {
+  return Math.min(hi, Math.max(lo, v));
+}
+
+// Float32 steps, as the trainer's native normalisation computes (v / 255 - mean) / std.
+const MEAN = Math.fround(MNIST_INPUT.mean?.[0] ?? 0);
+const STD = Math.fround(MNIST_INPUT.std?.[0] ?? 1);
+const STANDARD = Float32Array.from({ length: 256 }, (_, v) => Math.fround(Math.fround(v / 255) - MEAN) / STD);
+
+function standardise(pixels: Uint8Array): Float32Array {
+  const out = new Float32Array(pixels.length);
+  for (let i = 0; i < pixels.length; i++) out[i] = STANDARD[pixels[i] ?? 0] ?? 0;
+  return out;
+}
