@@ -422,9 +422,13 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
       // times faster on it, and batch norm (+ ReLU + dropout) runs as one fused kernel.
       if (s.type == "conv2d" && x.device().is_cpu() && x.scalar_type() == at::kFloat) x = ChannelsLast(x);
       auto* bn = s.type == "batchnorm2d" ? layers_[i].ptr()->as<torch::nn::BatchNorm2dImpl>() : nullptr;
-      if (bn != nullptr && (fuse_training_ || !bn->is_training()) && CanFuseBatchNormAct(x, *bn)) {
+      // In training, a batch norm without a ReLU after it runs unfused: fused there, one SGD
+      // step of resnet34 (tests/zoo.test.ts) was 3e-3 off PyTorch's exact step. Other seeds
+      // still show a smaller mismatch inside deep residual blocks; the cause is not found yet.
+      const bool relu_next = i + 1 < layers_.size() && specs_[i + 1]->type == "relu";
+      if (bn != nullptr && (relu_next || !bn->is_training()) && CanFuseBatchNormAct(x, *bn)) {
         size_t next = i + 1;
-        const bool relu = next < layers_.size() && specs_[next]->type == "relu";
+        const bool relu = relu_next;
         if (relu) ++next;
         double dropout = 0;
         if (relu && next < layers_.size() && specs_[next]->type == "dropout") dropout = specs_[next++]->p;
@@ -462,7 +466,6 @@ at::Tensor ConcatImpl::forward(at::Tensor x) {
 
 Sequential Compile(const ModelSpec& spec) {
   Sequential net;
-  net->FuseTraining(true);
   for (const auto& c : spec.root.children) net->Add(c, Build(c, *net));
   return net;
 }

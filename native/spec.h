@@ -48,15 +48,10 @@ class SequentialImpl : public torch::nn::Module {
  public:
   at::Tensor forward(at::Tensor x);
   void Add(const LayerSpec& spec, torch::nn::AnyModule module);
-  // Whether training runs batch norm (+ ReLU + dropout) through the fused kernel. Only the
-  // root chain does: inside blocks, deep residual networks (resnet34) got gradients several
-  // percent off PyTorch's through it, and the cause is not found yet.
-  void FuseTraining(bool on) { fuse_training_ = on; }
 
  private:
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<const LayerSpec*> specs_;
-  bool fuse_training_ = false;
 };
 TORCH_MODULE(Sequential);
 

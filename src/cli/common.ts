@@ -2,7 +2,7 @@
 // and one place that turns errors into messages.
 import { InvalidArgumentError } from 'commander';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 
 /** Bad input from the user (a flag, a config, a weights file): reported without a stack trace, exit code 2. */
 export class InputError extends Error {}

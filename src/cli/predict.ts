@@ -5,7 +5,8 @@ import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type BBox } from '../image/index.js';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { isModelName as isReleased } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import { releasedWeightsPath } from '../weights.js';
 import { InputError, asInput, loadWeights, message, positiveInt } from './common.js';
 
@@ -96,7 +97,8 @@ export function expandInputs(inputs: string[]): string[] {
 
 async function runPredict(inputs: string[], flags: PredictFlags): Promise<void> {
   const files = expandInputs(inputs);
-  const weights = flags.weights ?? releasedWeightsPath(flags.model);
+  if (flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
+  const weights = flags.weights ?? releasedWeightsPath(flags.model as Parameters<typeof releasedWeightsPath>[0]);
   const model = asInput('bad --device', () => new Model(models[flags.model], { device: flags.device }));
   try {
     loadWeights(model, flags.model, weights);
