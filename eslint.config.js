@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // The page's script runs in the browser.
+    files: ['src/web/**/*.js'],
+    languageOptions: { globals: globals.browser },
+  },
+  {
     // In tests an absent value should fail loudly at the assertion, not be guarded.
     files: ['tests/**/*.ts'],
     rules: { '@typescript-eslint/no-non-null-assertion': 'off' },

@@ -13,6 +13,7 @@
 #include "batchnorm_act.h"
 #include "dataset.h"
 #include "dropout.h"
+#include "ensemble.h"
 #include "errors.h"
 #include "model.h"
 #include "trainer.h"
@@ -202,6 +203,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env));
   exports.Set("resolveDevice", Napi::Function::New<ParseDeviceName>(env));
   exports.Set("oneCycleSchedule", Napi::Function::New<OneCycleSchedule>(env));
+  exports.Set("lrSchedule", Napi::Function::New<LrScheduleProbe>(env));
+  exports.Set("optimizerSteps", Napi::Function::New<OptimizerStepsProbe>(env));
+  exports.Set("ensembleEvaluate", Napi::Function::New<EnsembleEvaluate>(env));
+  exports.Set("ensembleVote", Napi::Function::New<EnsembleVote>(env));
   exports.Set("augmentBatch", Napi::Function::New<AugmentBatch>(env));
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
   exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));

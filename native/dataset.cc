@@ -16,6 +16,8 @@ Napi::Function Dataset::Init(Napi::Env env) {
                                       InstanceAccessor<&Dataset::GetSize>("size"),
                                       InstanceAccessor<&Dataset::GetShape>("shape"),
                                       InstanceMethod<&Dataset::Subset>("subset"),
+                                      InstanceMethod<&Dataset::Take>("take"),
+                                      InstanceMethod<&Dataset::GetLabels>("labels"),
                                       InstanceMethod<&Dataset::Dispose>("dispose"),
                                       InstanceAccessor<&Dataset::IsDisposed>("disposed"),
                                   });
@@ -143,6 +145,39 @@ Napi::Value Dataset::Subset(const Napi::CallbackInfo& info) {
     Dataset* d = Napi::ObjectWrap<Dataset>::Unwrap(obj);
     d->Adopt(info.Env(), images_.slice(0, start, end).clone(), labels_.slice(0, start, end).clone());
     return obj;
+  });
+}
+
+// take(indices: Int32Array): a new Dataset of the given rows, in that order (a validation split).
+Napi::Value Dataset::Take(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (!images_.defined()) throw std::runtime_error("the dataset has been disposed");
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+      throw TypeError("take(indices) needs an Int32Array");
+    }
+    auto idx = info[0].As<Napi::Int32Array>();
+    if (idx.ElementLength() == 0) throw RangeError("take(indices) needs at least one index");
+    at::Tensor index = torch::empty({static_cast<int64_t>(idx.ElementLength())}, torch::kInt64);
+    int64_t* ip = index.data_ptr<int64_t>();
+    for (size_t i = 0; i < idx.ElementLength(); ++i) {
+      if (idx[i] < 0 || idx[i] >= Size()) throw RangeError("take: index " + std::to_string(idx[i]) + " is outside [0, " + std::to_string(Size()) + ")");
+      ip[i] = idx[i];
+    }
+    Napi::Object obj = constructor->New({});
+    Dataset* d = Napi::ObjectWrap<Dataset>::Unwrap(obj);
+    d->Adopt(info.Env(), images_.index_select(0, index), labels_.index_select(0, index));
+    return obj;
+  });
+}
+
+// labels(): a copy of the labels as a Uint8Array.
+Napi::Value Dataset::GetLabels(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (!images_.defined()) throw std::runtime_error("the dataset has been disposed");
+    at::Tensor l = labels_.to(torch::kUInt8).contiguous();
+    auto out = Napi::Uint8Array::New(info.Env(), static_cast<size_t>(l.numel()));
+    std::memcpy(out.Data(), l.data_ptr<uint8_t>(), static_cast<size_t>(l.numel()));
+    return out;
   });
 }
 

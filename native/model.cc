@@ -52,9 +52,11 @@ Napi::Function Model::Init(Napi::Env env) {
                      {
                          InstanceMethod<&Model::NumParams>("numParams"),
                          InstanceMethod<&Model::StateShapes>("stateShapes"),
+                         InstanceMethod<&Model::StateTensors>("stateTensors"),
                          InstanceMethod<&Model::Save>("save"),
                          InstanceMethod<&Model::Load>("load"),
                          InstanceMethod<&Model::Predict>("predict"),
+                         InstanceMethod<&Model::PredictAsync>("predictAsync"),
                          InstanceMethod<&Model::Evaluate>("evaluate"),
                          InstanceMethod<&Model::To>("to"),
                          InstanceAccessor<&Model::GetDevice>("device"),
@@ -96,9 +98,23 @@ Sequential& Model::Net() {
 void Model::Acquire(const char* what) {
   Net();
   bool expected = false;
+  if (inferring_ > 0) throw std::runtime_error(std::string("cannot ") + what + ": predictions are in flight on this model; await them first");
   if (!busy_.compare_exchange_strong(expected, true)) {
     throw std::runtime_error(std::string("cannot ") + what + ": the model is busy with another training or evaluation call");
   }
+}
+
+void Model::BeginInference() {
+  Net();
+  if (busy_) throw std::runtime_error("cannot predict: the model is busy with a training or evaluation call");
+  if (inferring_++ == 0) {
+    was_training_ = net_->is_training();
+    net_->eval();
+  }
+}
+
+void Model::EndInference() {
+  if (--inferring_ == 0 && !net_.is_empty()) net_->train(was_training_);
 }
 
 Napi::Value Model::NumParams(const Napi::CallbackInfo& info) {
@@ -116,6 +132,30 @@ Napi::Value Model::StateShapes(const Napi::CallbackInfo& info) {
       Napi::Array shape = Napi::Array::New(info.Env(), t.dim());
       for (int64_t i = 0; i < t.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.size(i))));
       out.Set(name, shape);
+    }
+    return out;
+  });
+}
+
+// stateTensors(): every floating-point state_dict entry as { shape, data: Float32Array },
+// in PyTorch's order, for writers of other formats (ONNX). Integer buffers (batch norm's
+// num_batches_tracked) only count training steps and are left out.
+Napi::Value Model::StateTensors(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&] {
+    Napi::Env env = info.Env();
+    if (busy_) throw std::runtime_error("cannot read the weights while the model is training or evaluating; await that call first");
+    Napi::Object out = Napi::Object::New(env);
+    for (const auto& [name, t] : StateDict(*Net())) {
+      if (!t.is_floating_point()) continue;
+      at::Tensor c = t.detach().to(torch::kCPU, torch::kFloat32).contiguous();
+      Napi::Array shape = Napi::Array::New(env, c.dim());
+      for (int64_t i = 0; i < c.dim(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(env, static_cast<double>(c.size(i))));
+      auto data = Napi::Float32Array::New(env, static_cast<size_t>(c.numel()));
+      if (c.numel() > 0) std::memcpy(data.Data(), c.data_ptr<float>(), sizeof(float) * c.numel());
+      Napi::Object entry = Napi::Object::New(env);
+      entry.Set("shape", shape);
+      entry.Set("data", data);
+      out.Set(name, entry);
     }
     return out;
   });
@@ -174,50 +214,112 @@ class SerialScope {
   int previous_;
 };
 
+// The pixels argument of predict and predictAsync: [n, C, H, W], uint8 (0-255) or float
+// (0-1), copied so that the tensor owns its data and the caller may reuse the array.
+at::Tensor PixelsArg(const Napi::CallbackInfo& info, const ModelSpec& s) {
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
+  auto arr = info[0].As<Napi::TypedArray>();
+  int64_t per = s.channels * s.height * s.width;
+  if (arr.ElementLength() == 0 || arr.ElementLength() % per != 0) {
+    throw RangeError("pixels holds " + std::to_string(arr.ElementLength()) + " values, not a multiple of one image's " + std::to_string(per) +
+                     " (" + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width) + ")");
+  }
+  int64_t n = static_cast<int64_t>(arr.ElementLength()) / per;
+  if (arr.TypedArrayType() == napi_uint8_array || arr.TypedArrayType() == napi_uint8_clamped_array) {
+    return torch::from_blob(arr.As<Napi::Uint8Array>().Data(), {n, s.channels, s.height, s.width}, torch::kUInt8).clone();
+  }
+  if (arr.TypedArrayType() == napi_float32_array) {
+    return torch::from_blob(arr.As<Napi::Float32Array>().Data(), {n, s.channels, s.height, s.width}, torch::kFloat32).clone();
+  }
+  throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
+}
+
+// The model's standardised float input on `device`, from PixelsArg's tensor (consumed).
+at::Tensor ModelInput(at::Tensor pixels, const ModelSpec& s, torch::Device device) {
+  if (pixels.scalar_type() == torch::kUInt8) return Normalise(pixels.to(device), s);
+  return Standardise(pixels.to(device), s);
+}
+
+Napi::Float32Array ToJsFloats(Napi::Env env, const at::Tensor& out) {
+  auto result = Napi::Float32Array::New(env, static_cast<size_t>(out.numel()));
+  std::memcpy(result.Data(), out.data_ptr<float>(), sizeof(float) * out.numel());
+  return result;
+}
+
+at::Tensor Forward(Sequential& net, at::Tensor input, torch::Device device) {
+  SerialScope serial(device.is_cpu() && input.size(0) <= kSerialRows);
+  c10::InferenceMode guard;
+  return net->forward(input).to(torch::kCPU).contiguous();
+}
+
+// One inference pass on a libuv worker thread. The JS object is referenced so that the
+// model cannot be collected while the pass runs, and BeginInference keeps it from being
+// disposed, moved or trained.
+class PredictWorker : public Napi::AsyncWorker {
+ public:
+  PredictWorker(Napi::Env env, Model* model, Napi::ObjectReference model_ref, at::Tensor pixels)
+      : Napi::AsyncWorker(env, "torchlet.predict"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        model_(model),
+        model_ref_(std::move(model_ref)),
+        pixels_(std::move(pixels)) {}
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      out_ = Forward(model_->Net(), ModelInput(std::move(pixels_), model_->Spec(), model_->Device()), model_->Device());
+    } catch (...) {
+      SetError(CurrentExceptionMessage());
+    }
+  }
+
+  void OnOK() override {
+    model_->EndInference();
+    deferred_.Resolve(ToJsFloats(Env(), out_));
+  }
+
+  void OnError(const Napi::Error& e) override {
+    model_->EndInference();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  Model* model_;
+  Napi::ObjectReference model_ref_;
+  at::Tensor pixels_, out_;
+};
+
 }  // namespace
 
-// predict(pixels: Uint8Array | Float32Array, count): log-probabilities [count * classes].
+// predict(pixels: Uint8Array | Float32Array): log-probabilities [count * classes].
 // Synchronous on purpose: a single image takes well under a millisecond, less than a
-// thread hop would cost.
+// thread hop would cost. Servers use predictAsync, which keeps the event loop free.
 Napi::Value Model::Predict(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (info.Length() < 1 || !info[0].IsTypedArray()) throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
-    auto arr = info[0].As<Napi::TypedArray>();
-    const ModelSpec& s = Spec();
-    int64_t per = s.channels * s.height * s.width;
-    if (arr.ElementLength() == 0 || arr.ElementLength() % per != 0) {
-      throw RangeError("pixels holds " + std::to_string(arr.ElementLength()) + " values, not a multiple of one image's " + std::to_string(per) +
-                       " (" + std::to_string(s.channels) + "x" + std::to_string(s.height) + "x" + std::to_string(s.width) + ")");
-    }
-    int64_t n = static_cast<int64_t>(arr.ElementLength()) / per;
-    at::Tensor x;
-    if (arr.TypedArrayType() == napi_uint8_array || arr.TypedArrayType() == napi_uint8_clamped_array) {
-      auto u8 = arr.As<Napi::Uint8Array>();
-      x = Normalise(torch::from_blob(u8.Data(), {n, s.channels, s.height, s.width}, torch::kUInt8).to(device_), s);
-    } else if (arr.TypedArrayType() == napi_float32_array) {
-      auto f32 = arr.As<Napi::Float32Array>();
-      // copy=true: Standardise works in place and must not write into the caller's array.
-      x = Standardise(torch::from_blob(f32.Data(), {n, s.channels, s.height, s.width}, torch::kFloat32).to(device_, torch::kFloat32, false, true), s);
-    } else {
-      throw TypeError("pixels must be a Uint8Array (0-255) or Float32Array (0-1)");
-    }
-    Acquire("predict");
+    at::Tensor input = ModelInput(PixelsArg(info, Spec()), Spec(), device_);
+    BeginInference();
     at::Tensor out;
     try {
-      SerialScope serial(device_.is_cpu() && n <= kSerialRows);
-      c10::InferenceMode guard;
-      bool was_training = net_->is_training();
-      net_->eval();
-      out = net_->forward(x).to(torch::kCPU).contiguous();
-      net_->train(was_training);
+      out = Forward(net_, input, device_);
     } catch (...) {
-      Release();
+      EndInference();
       throw;
     }
-    Release();
-    auto result = Napi::Float32Array::New(info.Env(), static_cast<size_t>(out.numel()));
-    std::memcpy(result.Data(), out.data_ptr<float>(), sizeof(float) * out.numel());
-    return result;
+    EndInference();
+    return ToJsFloats(info.Env(), out);
+  });
+}
+
+// predictAsync(pixels): a Promise of the log-probabilities, computed on a worker thread.
+Napi::Value Model::PredictAsync(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    at::Tensor pixels = PixelsArg(info, Spec());
+    BeginInference();
+    auto* worker = new PredictWorker(info.Env(), this, Napi::Persistent(Value()), std::move(pixels));
+    worker->Queue();
+    return worker->Promise();
   });
 }
 
@@ -353,6 +455,7 @@ Napi::Value Model::GetDevice(const Napi::CallbackInfo& info) {
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (busy_) throw std::runtime_error("cannot dispose the model while it is training or evaluating; await that call first");
+    if (inferring_ > 0) throw std::runtime_error("cannot dispose the model while predictions are in flight; await them first");
     net_ = Sequential(nullptr);
     return info.Env().Undefined();
   });

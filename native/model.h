@@ -35,12 +35,21 @@ class Model : public Napi::ObjectWrap<Model> {
   void Acquire(const char* what);
   void Release() { busy_ = false; }
 
+  // Inference (predict, predictAsync) only reads the weights, so any number of passes may
+  // run at once; they only exclude the exclusive work above. Both calls run on the JS
+  // thread, which orders them: the first pass switches the net to eval mode, the last
+  // one out restores the mode it found.
+  void BeginInference();
+  void EndInference();
+
  private:
   Napi::Value NumParams(const Napi::CallbackInfo& info);
   Napi::Value StateShapes(const Napi::CallbackInfo& info);
+  Napi::Value StateTensors(const Napi::CallbackInfo& info);
   Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Predict(const Napi::CallbackInfo& info);
+  Napi::Value PredictAsync(const Napi::CallbackInfo& info);
   Napi::Value Evaluate(const Napi::CallbackInfo& info);
   Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value GetDevice(const Napi::CallbackInfo& info);
@@ -52,6 +61,8 @@ class Model : public Napi::ObjectWrap<Model> {
   torch::Device device_{torch::kCPU};
   int64_t classes_ = 0;
   std::atomic<bool> busy_{false};
+  int inferring_ = 0;
+  bool was_training_ = false;
 };
 
 }  // namespace torchlet

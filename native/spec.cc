@@ -45,7 +45,6 @@ std::vector<int64_t> IntList(const Napi::Object& o, const char* key, const std::
 }
 
 bool IsBlock(const std::string& t) { return t == "sequential" || t == "concat" || t == "residual" || t == "scale"; }
-bool IsParameterLayer(const std::string& t) { return t == "token" || t == "positionembedding"; }
 
 LayerSpec ParseLayer(const Napi::Value& value, const std::string& path);
 

@@ -22,27 +22,6 @@ uint64_t SplitMix(uint64_t x) {
   return x ^ (x >> 31);
 }
 
-OneCycleOptions ParseOneCycle(const Napi::Object& s) {
-  OneCycleOptions o;
-  o.maxLr = GetNumber(s, "maxLr");
-  o.totalSteps = GetInt(s, "totalSteps");
-  o.pctStart = GetNumber(s, "pctStart", o.pctStart);
-  std::string anneal = GetString(s, "anneal", "cos");
-  if (anneal != "cos" && anneal != "linear") throw RangeError("scheduler.anneal must be 'cos' or 'linear', got '" + anneal + "'");
-  o.cosine = anneal == "cos";
-  o.divFactor = GetNumber(s, "divFactor", o.divFactor);
-  o.finalDivFactor = GetNumber(s, "finalDivFactor", o.finalDivFactor);
-  o.threePhase = GetBool(s, "threePhase", false);
-  o.cycleMomentum = GetBool(s, "cycleMomentum", true);
-  o.baseMomentum = GetNumber(s, "baseMomentum", o.baseMomentum);
-  o.maxMomentum = GetNumber(s, "maxMomentum", o.maxMomentum);
-  if (o.totalSteps <= 0) throw RangeError("scheduler.totalSteps must be a positive integer, got " + std::to_string(o.totalSteps));
-  if (!(o.maxLr > 0)) throw RangeError("scheduler.maxLr must be positive, got " + std::to_string(o.maxLr));
-  if (o.pctStart < 0 || o.pctStart > 1) throw RangeError("scheduler.pctStart must be in [0, 1]");
-  if (!(o.divFactor > 0) || !(o.finalDivFactor > 0)) throw RangeError("scheduler divFactor and finalDivFactor must be positive");
-  return o;
-}
-
 AugmentOptions ParseAugment(const Napi::Object& a) {
   AugmentOptions o;
   o.enabled = true;
@@ -89,34 +68,8 @@ AugmentOptions ParseAugment(const Napi::Object& a) {
 
 TrainOptions ParseTrainOptions(const Napi::Object& o) {
   TrainOptions t;
-  Napi::Object opt = GetObject(o, "optimizer");
-  t.optimizer = GetString(opt, "type", "adamw");
-  if (t.optimizer != "adamw" && t.optimizer != "sgd") throw RangeError("optimizer.type must be 'adamw' or 'sgd', got '" + t.optimizer + "'");
-  t.lr = GetNumber(opt, "lr");
-  if (!(t.lr > 0)) throw RangeError("optimizer.lr must be a positive number, got " + std::to_string(t.lr));
-  t.weightDecay = GetNumber(opt, "weightDecay", t.optimizer == "adamw" ? 1e-2 : 0);
-  if (t.weightDecay < 0) throw RangeError("optimizer.weightDecay must be >= 0");
-  if (Has(opt, "betas")) {
-    Napi::Value b = opt.Get("betas");
-    if (!b.IsArray() || b.As<Napi::Array>().Length() != 2) throw TypeError("optimizer.betas must be a [beta1, beta2] pair");
-    Napi::Object pair = Napi::Object::New(o.Env());
-    pair.Set("beta1", b.As<Napi::Array>().Get(0u));
-    pair.Set("beta2", b.As<Napi::Array>().Get(1u));
-    t.beta1 = GetNumber(pair, "beta1");
-    t.beta2 = GetNumber(pair, "beta2");
-    if (t.beta1 < 0 || t.beta1 >= 1 || t.beta2 < 0 || t.beta2 >= 1) throw RangeError("optimizer.betas must be within [0, 1)");
-  }
-  t.eps = GetNumber(opt, "eps", t.eps);
-  t.momentum = GetNumber(opt, "momentum", 0);
-  t.dampening = GetNumber(opt, "dampening", 0);
-  t.nesterov = GetBool(opt, "nesterov", false);
-  if (t.nesterov && (t.momentum <= 0 || t.dampening != 0)) throw RangeError("nesterov needs momentum > 0 and dampening 0");
-  if (Has(o, "scheduler")) {
-    Napi::Object s = GetObject(o, "scheduler");
-    std::string type = GetString(s, "type", "onecycle");
-    if (type != "onecycle") throw RangeError("scheduler.type must be 'onecycle', got '" + type + "'");
-    t.schedule = ParseOneCycle(s);
-  }
+  t.optimizer = ParseOptimizer(GetObject(o, "optimizer"));
+  if (Has(o, "scheduler")) t.schedule = ParseSchedule(GetObject(o, "scheduler"));
   t.loss = GetString(o, "loss", "nll");
   if (t.loss != "nll" && t.loss != "cross_entropy") throw RangeError("loss must be 'nll' or 'cross_entropy', got '" + t.loss + "'");
   t.labelSmoothing = GetNumber(o, "labelSmoothing", 0);
@@ -146,6 +99,7 @@ Napi::Function Trainer::Init(Napi::Env env) {
                          InstanceMethod<&Trainer::LoadState>("loadState"),
                          InstanceAccessor<&Trainer::GetStep>("step"),
                          InstanceAccessor<&Trainer::GetLr>("lr"),
+                         InstanceMethod<&Trainer::Observe>("observe"),
                          InstanceMethod<&Trainer::Dispose>("dispose"),
                      });
 }
@@ -156,18 +110,14 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
     model_ = Model::FromJs(info.Length() ? info[0] : info.Env().Undefined(), "model");
     model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
     o_ = ParseTrainOptions(ArgObject(info, 1, "options"));
-    auto params = model_->Net()->parameters();
-    if (o_.optimizer == "adamw") {
-      optimizer_ = std::make_unique<torch::optim::AdamW>(
-          params, torch::optim::AdamWOptions(o_.lr).betas({o_.beta1, o_.beta2}).eps(o_.eps).weight_decay(o_.weightDecay));
-    } else {
-      optimizer_ = std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(o_.lr)
-                                                                   .momentum(o_.momentum)
-                                                                   .dampening(o_.dampening)
-                                                                   .nesterov(o_.nesterov)
-                                                                   .weight_decay(o_.weightDecay));
+    optimizer_ = MakeOptimizer(model_->Net()->parameters(), o_.optimizer);
+    if (o_.schedule) {
+      try {
+        schedule_ = std::make_unique<Schedule>(*o_.schedule, o_.optimizer.lr);
+      } catch (const std::invalid_argument& e) {
+        throw RangeError(e.what());
+      }
     }
-    if (o_.schedule) schedule_ = std::make_unique<OneCycle>(*o_.schedule);
   });
 }
 
@@ -176,20 +126,11 @@ torch::optim::Optimizer& Trainer::Optim() {
   return *optimizer_;
 }
 
-void Trainer::ApplySchedule() {
-  if (!schedule_) return;
-  auto [lr, momentum] = schedule_->At(step_);
-  for (auto& group : optimizer_->param_groups()) {
-    if (o_.optimizer == "adamw") {
-      auto& opts = static_cast<torch::optim::AdamWOptions&>(group.options());
-      opts.lr(lr);
-      if (schedule_->Options().cycleMomentum) opts.betas({momentum, std::get<1>(opts.betas())});
-    } else {
-      auto& opts = static_cast<torch::optim::SGDOptions&>(group.options());
-      opts.lr(lr);
-      if (schedule_->Options().cycleMomentum) opts.momentum(momentum);
-    }
-  }
+double Trainer::ApplySchedule(int64_t epoch) {
+  if (!schedule_) return o_.optimizer.lr;
+  auto [lr, momentum] = schedule_->At(ScheduleIndex(epoch));
+  SetLrMomentum(*optimizer_, o_.optimizer.type, lr, momentum);
+  return lr;
 }
 
 template <typename Report>
@@ -216,6 +157,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
   at::Tensor correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kInt64).device(images.device()));
   auto last_report = std::chrono::steady_clock::now();
   int64_t done = 0;
+  double last_lr = schedule_ ? schedule_->Lr(ScheduleIndex(epoch)) : o_.optimizer.lr;
   for (int64_t s = 0; s < steps; ++s) {
     if (cancel) throw std::runtime_error("training was cancelled");
     at::Tensor idx = perm.slice(0, s * bs, std::min(n, (s + 1) * bs));
@@ -224,7 +166,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
     x = Standardise(x, spec);
     at::Tensor y = labels.index_select(0, idx);
 
-    ApplySchedule();
+    const double step_lr = ApplySchedule(epoch);
     optimizer_->zero_grad();
     at::Tensor out = net->forward(x);
     at::Tensor loss = o_.loss == "nll"
@@ -234,6 +176,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
     loss.backward();
     optimizer_->step();
     ++step_;
+    last_lr = step_lr;
 
     {
       torch::NoGradGuard no_grad;
@@ -249,7 +192,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
       p.steps = steps;
       p.loss = loss_sum.item<double>() / static_cast<double>(done);
       p.accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(done);
-      p.lr = schedule_ ? schedule_->Lr(step_ - 1) : o_.lr;
+      p.lr = step_lr;
       report(p);
     }
   }
@@ -258,8 +201,9 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
   r.samples = done;
   r.loss = loss_sum.item<double>() / static_cast<double>(done);
   r.accuracy = static_cast<double>(correct.item<int64_t>()) / static_cast<double>(done);
-  r.lr = schedule_ ? schedule_->Lr(step_ - 1) : o_.lr;
+  r.lr = last_lr;
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  epoch_ = epoch + 1;
   return r;
 }
 
@@ -371,11 +315,12 @@ Napi::Value Trainer::TrainEpoch(const Napi::CallbackInfo& info) {
       cb = info[2].As<Napi::Function>();
     }
     data->CheckCompatible(model_->Spec(), model_->Classes());
-    if (schedule_) {
+    if (schedule_ && schedule_->Limit() >= 0) {
       int64_t steps = (data->Size() + o_.batchSize - 1) / o_.batchSize;
-      if (step_ + steps > schedule_->Options().totalSteps) {
-        throw RangeError("this epoch needs steps " + std::to_string(step_ + 1) + ".." + std::to_string(step_ + steps) +
-                         " but the OneCycleLR schedule has totalSteps " + std::to_string(schedule_->Options().totalSteps));
+      int64_t first = schedule_->PerStep() ? step_ : epoch, last = schedule_->PerStep() ? step_ + steps - 1 : epoch;
+      if (last >= schedule_->Limit()) {
+        throw RangeError("this epoch needs schedule " + std::string(schedule_->PerStep() ? "steps " : "epochs ") + std::to_string(first + 1) + ".." +
+                         std::to_string(last + 1) + " but the OneCycleLR schedule has totalSteps " + std::to_string(schedule_->Limit()));
       }
     }
     model_->Acquire("train");
@@ -400,6 +345,11 @@ Napi::Value Trainer::SaveState(const Napi::CallbackInfo& info) {
       opt.save(opt_archive);
       archive.write("optimizer", opt_archive);
       archive.write("step", c10::IValue(step_));
+      archive.write("epoch", c10::IValue(epoch_));
+      if (schedule_) {
+        std::vector<double> state = schedule_->State();
+        if (!state.empty()) archive.write("schedule_state", torch::tensor(state, torch::kFloat64));
+      }
       archive.write("meta", c10::IValue(meta));
       archive.write("format", c10::IValue(std::string("torchlet-checkpoint-1")));
       std::string bytes;
@@ -459,6 +409,14 @@ Napi::Value Trainer::LoadState(const Napi::CallbackInfo& info) {
       archive.read("optimizer", opt_archive);
       opt.load(opt_archive);
       torch::NoGradGuard no_grad;
+      at::Tensor schedule_state;
+      std::vector<double> state;
+      if (archive.try_read("schedule_state", schedule_state)) {
+        state.assign(schedule_state.data_ptr<double>(), schedule_state.data_ptr<double>() + schedule_state.numel());
+      }
+      if (schedule_) schedule_->Restore(state);
+      c10::IValue epoch;
+      if (archive.try_read("epoch", epoch)) epoch_ = epoch.toInt();
       for (size_t i = 0; i < expected.size(); ++i) expected[i].second.copy_(loaded[i]);
       step_ = step.toInt();
     } catch (...) {
@@ -472,11 +430,27 @@ Napi::Value Trainer::LoadState(const Napi::CallbackInfo& info) {
 
 Napi::Value Trainer::GetStep(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(step_)); }
 
+// The lr the next step will use.
 Napi::Value Trainer::GetLr(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
-    if (!schedule_) return Napi::Number::New(info.Env(), o_.lr);
-    int64_t total = schedule_->Options().totalSteps;
-    return Napi::Number::New(info.Env(), schedule_->Lr(std::min(step_, total - 1)));
+    if (!schedule_) return Napi::Number::New(info.Env(), o_.optimizer.lr);
+    int64_t index = ScheduleIndex(epoch_);
+    if (schedule_->Limit() >= 0) index = std::min(index, schedule_->Limit() - 1);
+    return Napi::Number::New(info.Env(), schedule_->Lr(index));
+  });
+}
+
+// observe(metric): the end-of-epoch metric a plateau schedule steps on.
+Napi::Value Trainer::Observe(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    if (info.Length() < 1 || !info[0].IsNumber()) throw TypeError("observe(metric) takes a number");
+    if (!schedule_ || schedule_->Options().type != "plateau") throw std::runtime_error("observe() is for the plateau schedule only");
+    try {
+      schedule_->Observe(info[0].As<Napi::Number>().DoubleValue());
+    } catch (const std::invalid_argument& e) {
+      throw RangeError(e.what());
+    }
+    return info.Env().Undefined();
   });
 }
 

@@ -1,4 +1,4 @@
-// Trainer: optimizer, OneCycleLR and loss for one model; a whole epoch runs in one
+// Trainer: optimizer, learning-rate schedule and loss for one model; a whole epoch runs in one
 // native call on a worker thread, reporting progress back to JS.
 #pragma once
 
@@ -11,16 +11,14 @@
 
 #include "augment.h"
 #include "model.h"
-#include "onecycle.h"
+#include "optim.h"
+#include "schedule.h"
 
 namespace torchlet {
 
 struct TrainOptions {
-  std::string optimizer = "adamw";
-  double lr = 1e-3, weightDecay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
-  double momentum = 0, dampening = 0;
-  bool nesterov = false;
-  std::optional<OneCycleOptions> schedule;
+  OptimizerOptions optimizer;
+  std::optional<ScheduleOptions> schedule;
   std::string loss = "nll";
   double labelSmoothing = 0;
   int64_t batchSize = 128;
@@ -49,17 +47,22 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   Napi::Value LoadState(const Napi::CallbackInfo& info);
   Napi::Value GetStep(const Napi::CallbackInfo& info);
   Napi::Value GetLr(const Napi::CallbackInfo& info);
+  Napi::Value Observe(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
-  void ApplySchedule();
+  // The schedule's index for the next step of `epoch`: the step count, or the epoch.
+  int64_t ScheduleIndex(int64_t epoch) const { return schedule_ && schedule_->PerStep() ? step_ : epoch; }
+  // Sets the optimizer's lr (and momentum) for the next step; returns that lr.
+  double ApplySchedule(int64_t epoch);
   torch::optim::Optimizer& Optim();
 
   Model* model_ = nullptr;
   Napi::ObjectReference model_ref_;
   TrainOptions o_;
   std::unique_ptr<torch::optim::Optimizer> optimizer_;
-  std::unique_ptr<OneCycle> schedule_;
+  std::unique_ptr<Schedule> schedule_;
   int64_t step_ = 0;
+  int64_t epoch_ = 0;  // the epoch the next trainEpoch is expected to run, for `lr`
 };
 
 // oneCycleSchedule(options, steps): [lr[], momentum[]] for steps 0..steps-1, for tests.

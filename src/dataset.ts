@@ -2,6 +2,7 @@
 // shuffle and augmentation happens natively.
 import { native, type NativeDataset } from './native.js';
 import { loadRawDataset, type RawSplit } from './data/mnist.js';
+import { KAGGLE_SIDE, loadKaggle } from './data/kaggle.js';
 
 export class Dataset {
   /** The native handle, for passing to lower-level calls. */
@@ -31,6 +32,16 @@ export class Dataset {
   /** Rows [start, end) as an independent dataset. */
   slice(start: number, end: number): Dataset {
     return new Dataset(this.handle.subset(start, end));
+  }
+
+  /** The given rows, in that order, as an independent dataset. */
+  take(indices: Int32Array): Dataset {
+    return new Dataset(this.handle.take(indices));
+  }
+
+  /** A copy of the labels. */
+  labels(): Uint8Array {
+    return this.handle.labels();
   }
 
   /** Frees the native memory now rather than at garbage collection. */
@@ -77,5 +88,25 @@ export async function loadMnist(options: LoadOptions = {}): Promise<MnistData> {
     train: Dataset.fromRaw(limit(raw.train, options.trainLimit)),
     test: Dataset.fromRaw(limit(raw.test, options.testLimit)),
     dir: raw.dir,
+  };
+}
+
+export interface KaggleData {
+  /** train.csv, labelled. */
+  train: Dataset;
+  /** test.csv's images, with every label 0 (Kaggle holds the answers back); absent when there is no test.csv. */
+  test?: Dataset;
+  dir: string;
+}
+
+/** Kaggle Digit Recognizer's train.csv (and test.csv) from `dir`, validated, into native memory. */
+export async function loadKaggleCsv(dir: string, options: { trainLimit?: number } = {}): Promise<KaggleData> {
+  const { train, test } = await loadKaggle(dir);
+  const shape = (n: number): [number, number, number, number] => [n, 1, KAGGLE_SIDE, KAGGLE_SIDE];
+  const limited = limit({ ...train, labels: train.labels }, options.trainLimit);
+  return {
+    train: Dataset.fromArrays(limited.images, limited.labels, shape(limited.count)),
+    ...(test && { test: Dataset.fromArrays(test.images, new Uint8Array(test.count), shape(test.count)) }),
+    dir,
   };
 }

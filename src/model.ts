@@ -1,7 +1,9 @@
 // Model: a spec compiled to libtorch, with PyTorch-compatible weights.
-import { native, type EvalStats, type NativeModel } from './native.js';
+import { native, type EvalStats, type NativeModel, type StateTensor } from './native.js';
 import type { Dataset } from './dataset.js';
 import { countParams, type ModelSpec } from './spec.js';
+
+export type { StateTensor } from './native.js';
 
 export interface ModelOptions {
   /** 'cpu', 'cuda', 'cuda:N' or 'auto' (CUDA when available). Default 'cpu'. */
@@ -25,8 +27,9 @@ export class Model {
   }
 
   /** Builds `spec` and loads a state_dict written by torchlet or by PyTorch's torch.save(model.state_dict()). */
-  static fromFile(spec: ModelSpec, path: string, options: ModelOptions = {}): Model {
-    const model = new Model(spec, options);
+  static fromFile<M extends Model>(this: new (spec: ModelSpec, options?: ModelOptions) => M, spec: ModelSpec, path: string, options: ModelOptions = {}): M {
+    // `new this`: a subclass (the public Model of src/index.ts) gets instances of itself.
+    const model = new this(spec, options);
     try {
       model.load(path);
     } catch (err) {
@@ -54,6 +57,11 @@ export class Model {
     return this.handle.stateShapes();
   }
 
+  /** The state_dict's floating-point entries (weights, biases, batch-norm statistics) as float32 copies on the CPU. */
+  stateTensors(): Record<string, StateTensor> {
+    return this.handle.stateTensors();
+  }
+
   /** Writes the state_dict atomically; Python reads it with torch.load. */
   save(path: string): void {
     this.handle.save(path);
@@ -70,6 +78,14 @@ export class Model {
   /** Log-probabilities for one or more images: uint8 pixels (0-255) or floats (0-1), row-major. */
   logProbs(pixels: Uint8Array | Float32Array): Float32Array {
     return this.handle.predict(pixels);
+  }
+
+  /**
+   * logProbs off the JS thread, for servers: the pass runs on a libuv worker, several may
+   * be in flight at once, and the model cannot be disposed, moved or trained meanwhile.
+   */
+  async logProbsAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array> {
+    return this.handle.predictAsync(pixels);
   }
 
   /** Classifies one image. */

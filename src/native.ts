@@ -59,13 +59,41 @@ export interface AugmentOptions {
   interpolation?: 'bilinear' | 'nearest';
 }
 
+/** PyTorch's optimizers with PyTorch's option names and defaults (weightDecay: 1e-2 for AdamW, else 0). */
 export type OptimizerOptions =
-  | { type: 'adamw'; lr: number; weightDecay?: number; betas?: [number, number]; eps?: number }
-  | { type: 'sgd'; lr: number; weightDecay?: number; momentum?: number; dampening?: number; nesterov?: boolean };
+  | { type: 'adam' | 'adamw'; lr: number; weightDecay?: number; betas?: [number, number]; eps?: number; amsgrad?: boolean }
+  | { type: 'sgd'; lr: number; weightDecay?: number; momentum?: number; dampening?: number; nesterov?: boolean }
+  | { type: 'rmsprop'; lr: number; weightDecay?: number; alpha?: number; eps?: number; momentum?: number; centered?: boolean };
+
+/**
+ * PyTorch's lr schedulers. `interval` says whether the schedule advances after every batch
+ * ('step', OneCycleLR's default) or after every epoch (the others' default).
+ */
+export type SchedulerOptions = { interval?: 'step' | 'epoch' } & (
+  | ({ type: 'onecycle' } & OneCycleOptions)
+  /** ConstantLR: lr * factor until index totalIters; the default factor 1 keeps the lr constant. */
+  | { type: 'constant'; factor?: number; totalIters?: number }
+  | { type: 'step'; stepSize: number; gamma?: number }
+  | { type: 'multistep'; milestones: number[]; gamma?: number }
+  | { type: 'exponential'; gamma: number }
+  | { type: 'cosine'; tMax: number; etaMin?: number }
+  /** ReduceLROnPlateau: stepped once per epoch with a metric (Trainer.observe). */
+  | {
+      type: 'plateau';
+      mode?: 'min' | 'max';
+      factor?: number;
+      patience?: number;
+      threshold?: number;
+      thresholdMode?: 'rel' | 'abs';
+      cooldown?: number;
+      minLr?: number;
+      eps?: number;
+    }
+);
 
 export interface TrainerOptions {
   optimizer: OptimizerOptions;
-  scheduler?: { type: 'onecycle' } & OneCycleOptions;
+  scheduler?: SchedulerOptions;
   loss?: 'nll' | 'cross_entropy';
   labelSmoothing?: number;
   batchSize?: number;
@@ -78,7 +106,17 @@ export interface NativeDataset {
   readonly shape: [number, number, number, number];
   readonly disposed: boolean;
   subset(start: number, end: number): NativeDataset;
+  /** The given rows, in that order. */
+  take(indices: Int32Array): NativeDataset;
+  /** A copy of the labels. */
+  labels(): Uint8Array;
   dispose(): void;
+}
+
+/** One state_dict entry's values, row-major, as float32. */
+export interface StateTensor {
+  shape: number[];
+  data: Float32Array;
 }
 
 export interface NativeModel {
@@ -86,9 +124,12 @@ export interface NativeModel {
   readonly disposed: boolean;
   numParams(): number;
   stateShapes(): Record<string, number[]>;
+  stateTensors(): Record<string, StateTensor>;
   save(path: string): void;
   load(path: string): void;
   predict(pixels: Uint8Array | Float32Array): Float32Array;
+  /** predict on a libuv worker thread; several may be in flight on one model. */
+  predictAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array>;
   evaluate(data: NativeDataset, options?: { batchSize?: number; logProbs?: boolean }): Promise<EvalStats>;
   to(device: string): void;
   dispose(): void;
@@ -99,6 +140,8 @@ export interface NativeTrainer {
   readonly lr: number;
   /** One epoch on a worker thread. onProgress returning false, or throwing, stops the epoch and rejects. */
   trainEpoch(data: NativeDataset, epoch: number, onProgress?: (p: ProgressInfo) => unknown): Promise<EpochStats>;
+  /** Feeds a plateau schedule its end-of-epoch metric. */
+  observe(metric: number): void;
   saveState(path: string, meta: string): void;
   loadState(path: string): string;
   dispose(): void;
@@ -114,6 +157,18 @@ export interface Binding {
   getNumThreads(): number;
   resolveDevice(device: string): string;
   oneCycleSchedule(options: OneCycleOptions, steps: number): { lr: Float64Array; momentum: Float64Array };
+  /** lr and momentum (NaN where the schedule leaves it alone) for indices 0..count-1; a plateau schedule observes metrics[i] after index i. */
+  lrSchedule(options: SchedulerOptions, baseLr: number, count: number, metrics?: number[]): { lr: Float64Array; momentum: Float64Array };
+  /** The parameters after each step of an optimizer fed the given gradients (steps x params.length), for tests. */
+  optimizerSteps(options: { optimizer: OptimizerOptions; scheduler?: SchedulerOptions; params: Float32Array; grads: Float32Array; metrics?: number[] }): Float32Array;
+  /** Every model over the dataset, one pass per batch, combined by vote; memberPredictions is members x images. */
+  ensembleEvaluate(
+    models: NativeModel[],
+    data: NativeDataset,
+    options?: { vote?: 'hard' | 'soft' },
+  ): Promise<{ predictions: Uint8Array; probabilities: Float32Array; memberPredictions: Uint8Array; correct: number; memberCorrect: number[]; count: number; seconds: number }>;
+  /** The vote over stacked members x images x classes log-probabilities. */
+  ensembleVote(logProbs: Float32Array, members: number, classes: number, vote?: 'hard' | 'soft'): { predictions: Uint8Array; probabilities: Float32Array };
   augmentBatch(data: NativeDataset, start: number, count: number, options: AugmentOptions, seed: number): Float32Array;
   /** The training-mode dropout kernel on a flat input: its output and d(sum(output))/dx. */
   hashDropout(x: Float32Array, p: number, seed: number): { output: Float32Array; grad: Float32Array };

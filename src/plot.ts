@@ -85,3 +85,55 @@ export function trainingCurvesPng(records: EpochRecord[], title: string): Promis
     hconcat: [panel('loss', 'loss'), panel('accuracy', 'accuracy (%)')],
   });
 }
+
+/** Precision, recall and F1 for each class, grouped by class. */
+export function classMetricsPng(perClass: { label: number; precision: number; recall: number; f1: number }[], title: string, classNames?: string[]): Promise<Buffer> {
+  const names = perClass.map((m) => classNames?.[m.label] ?? String(m.label));
+  const values = perClass.flatMap((m, i) => (['precision', 'recall', 'f1'] as const).map((metric) => ({ class: names[i], metric, value: m[metric] })));
+  // The interesting part is the last percent or so: start the axis just below the worst score.
+  const low = Math.max(0, Math.floor(20 * Math.min(...values.map((v) => v.value))) / 20 - 0.05);
+  return renderPng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    config: CONFIG,
+    data: { values },
+    width: { step: 14 },
+    height: 280,
+    // Bars start below the axis' low end: clip them to the plot.
+    mark: { type: 'bar', clip: true },
+    encoding: {
+      x: { field: 'class', type: 'ordinal', sort: names, title: 'class', axis: { labelAngle: 0 } },
+      xOffset: { field: 'metric', sort: ['precision', 'recall', 'f1'] },
+      y: { field: 'value', type: 'quantitative', title: null, scale: { domain: [low, 1] } },
+      color: { field: 'metric', type: 'nominal', sort: ['precision', 'recall', 'f1'], title: null },
+      tooltip: [{ field: 'value', format: '.4f' }],
+    },
+  });
+}
+
+/** Accuracy and macro precision, recall and F1, one group per model (an ensemble and its members side by side). */
+export function overallMetricsPng(rows: { name: string; accuracy: number; precision: number; recall: number; f1: number }[], title: string): Promise<Buffer> {
+  const metrics = ['accuracy', 'precision', 'recall', 'f1'] as const;
+  const values = rows.flatMap((r) => metrics.map((metric) => ({ model: r.name, metric: metric === 'accuracy' ? metric : `macro ${metric}`, value: r[metric] })));
+  const low = Math.max(0, Math.floor(20 * Math.min(...values.map((v) => v.value))) / 20 - 0.05);
+  const order = metrics.map((m) => (m === 'accuracy' ? m : `macro ${m}`));
+  return renderPng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    config: CONFIG,
+    data: { values },
+    width: { step: 22 },
+    height: 280,
+    layer: [
+      {
+        mark: { type: 'bar', clip: true },
+        encoding: {
+          x: { field: 'model', type: 'nominal', sort: rows.map((r) => r.name), title: null, axis: { labelAngle: 0 } },
+          xOffset: { field: 'metric', sort: order },
+          y: { field: 'value', type: 'quantitative', title: null, scale: { domain: [low, 1] } },
+          color: { field: 'metric', type: 'nominal', sort: order, title: null },
+        },
+      },
+    ],
+  });
+}

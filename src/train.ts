@@ -1,10 +1,12 @@
 // The training loop: one native call per epoch, then eval-mode accuracy on train and
 // test (and validation), best-weights and resumable checkpoints, all saved atomically.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { native, type EpochStats, type NativeTrainer, type ProgressInfo } from './native.js';
 import type { Dataset } from './dataset.js';
 import type { Model } from './model.js';
-import { REFERENCE_RECIPE, type Recipe } from './recipe.js';
+import { METRICS, REFERENCE_RECIPE, hasNormalization, metricMode, optimizerOptions, schedulerOptions, type Metric, type Recipe } from './recipe.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -24,7 +26,7 @@ export interface EpochRecord {
 export interface TrainData {
   train: Dataset;
   test: Dataset;
-  /** When given, the best checkpoint is chosen by validation accuracy instead of test accuracy. */
+  /** When given, the best checkpoint is chosen by validation accuracy instead of test accuracy (or by the early-stopping metric). */
   val?: Dataset;
 }
 
@@ -50,8 +52,14 @@ export interface TrainOptions extends Partial<Recipe> {
 
 export interface TrainResult {
   history: EpochRecord[];
-  best: { epoch: number; accuracy: number; by: 'test' | 'val' };
+  /**
+   * The best epoch by `metric` (the early-stopping metric, else val or test accuracy);
+   * `accuracy` is that epoch's val (or test) accuracy.
+   */
+  best: { epoch: number; accuracy: number; by: 'test' | 'val'; metric: Metric; value: number };
   final: EpochRecord;
+  /** The epoch after which early stopping ended the run, if it did. */
+  stoppedEarly?: number;
 }
 
 interface CheckpointMeta {
@@ -75,24 +83,20 @@ export function resolveRecipe(options: Partial<Recipe>): Recipe {
   }
   if (!Number.isFinite(recipe.weightDecay) || recipe.weightDecay < 0) throw new RangeError(`weightDecay must be >= 0, got ${recipe.weightDecay}`);
   if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${recipe.seed}`);
+  const es = recipe.earlyStopping;
+  if (es !== null) {
+    if (!Number.isInteger(es.patience) || es.patience < 0) throw new RangeError(`earlyStopping.patience must be a non-negative integer, got ${es.patience}`);
+    if (es.metric !== undefined && !METRICS.includes(es.metric)) throw new RangeError(`earlyStopping.metric must be one of ${METRICS.join(', ')}, got '${String(es.metric)}'`);
+    if (es.minDelta !== undefined && !(es.minDelta >= 0)) throw new RangeError(`earlyStopping.minDelta must be >= 0, got ${es.minDelta}`);
+  }
   return recipe;
 }
 
 export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainSize: number): NativeTrainer {
   const stepsPerEpoch = Math.ceil(trainSize / recipe.batchSize);
   return new (native().Trainer)(model.handle, {
-    optimizer: { type: 'adamw', lr: recipe.lr, weightDecay: recipe.weightDecay, betas: [recipe.maxMomentum, recipe.beta2] },
-    scheduler: {
-      type: 'onecycle',
-      maxLr: recipe.maxLr,
-      totalSteps: recipe.epochs * stepsPerEpoch,
-      pctStart: recipe.pctStart,
-      anneal: recipe.anneal,
-      divFactor: recipe.divFactor,
-      finalDivFactor: recipe.finalDivFactor,
-      baseMomentum: recipe.baseMomentum,
-      maxMomentum: recipe.maxMomentum,
-    },
+    optimizer: optimizerOptions(recipe),
+    scheduler: schedulerOptions(recipe, stepsPerEpoch),
     loss: 'nll',
     batchSize: recipe.batchSize,
     seed: recipe.seed,
@@ -100,9 +104,25 @@ export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainS
   });
 }
 
+/** What decides the best epoch: the early-stopping metric, else val (or test) accuracy. */
+function monitor(recipe: Recipe, hasVal: boolean): { metric: Metric; mode: 'min' | 'max'; minDelta: number } {
+  const es = recipe.earlyStopping;
+  const metric = es?.metric ?? (es ? 'valLoss' : hasVal ? 'valAccuracy' : 'testAccuracy');
+  if (metric.startsWith('val') && !hasVal) throw new RangeError(`${es ? 'earlyStopping' : 'the best epoch'} watches ${metric}, but there is no validation set (give data.val, or --val-split)`);
+  return { metric, mode: es?.mode ?? metricMode(metric), minDelta: es?.minDelta ?? 0 };
+}
+
+function metricOf(record: EpochRecord, metric: Metric): number {
+  const value = record[metric];
+  if (value === undefined) throw new RangeError(`epoch ${record.epoch} has no ${metric}`);
+  return value;
+}
+
 function sameRecipe(a: CheckpointMeta['recipe'], b: CheckpointMeta['recipe']): string | undefined {
   for (const key of Object.keys(b) as (keyof CheckpointMeta['recipe'])[]) {
-    if (JSON.stringify(a[key]) !== JSON.stringify(b[key])) return `${key} (checkpoint: ${JSON.stringify(a[key])}, now: ${JSON.stringify(b[key])})`;
+    // A checkpoint from before a field existed was trained with that field's default.
+    const saved = key in a ? a[key] : (REFERENCE_RECIPE as Partial<CheckpointMeta['recipe']>)[key];
+    if (JSON.stringify(saved) !== JSON.stringify(b[key])) return `${key} (checkpoint: ${JSON.stringify(saved)}, now: ${JSON.stringify(b[key])})`;
   }
   return undefined;
 }
@@ -111,10 +131,24 @@ function sameRecipe(a: CheckpointMeta['recipe'], b: CheckpointMeta['recipe']): s
 export async function train(model: Model, data: TrainData, options: TrainOptions = {}): Promise<TrainResult> {
   const recipe = resolveRecipe(options);
   const aug = options.aug ?? false;
-  const trainer = createTrainer(model, recipe, aug, data.train.size);
+  if (recipe.normalize !== null && !hasNormalization(model.spec, recipe.normalize)) {
+    throw new RangeError(`the recipe normalises inputs as '${recipe.normalize}' but the model was not built for it: use withNormalization(spec, '${recipe.normalize}')`);
+  }
   const by: 'test' | 'val' = data.val ? 'val' : 'test';
+  const mon = monitor(recipe, data.val !== undefined);
+  const es = recipe.earlyStopping;
+  const plateauMetric = recipe.scheduler.type === 'plateau' ? (recipe.scheduler.metric ?? (data.val ? 'valLoss' : 'trainLoss')) : undefined;
+  if (plateauMetric?.startsWith('val') && !data.val) throw new RangeError(`the plateau schedule watches ${plateauMetric}, but there is no validation set`);
+  // Restoring the best weights needs them somewhere: the best-weights file, or a scratch copy.
+  const restore = es !== null && es.restoreBest !== false;
+  const scratch = restore && options.bestPath === undefined ? mkdtempSync(join(tmpdir(), 'torchlet-best-')) : undefined;
+  const bestPath = options.bestPath ?? (scratch !== undefined ? join(scratch, 'best.pt') : undefined);
+  const trainer = createTrainer(model, recipe, aug, data.train.size);
   let history: EpochRecord[] = [];
   let best: TrainResult['best'] | null = null;
+  // Keras's rule: stop after `patience` epochs in a row without improvement. It depends on
+  // the history alone, so a resumed run stops where an uninterrupted one would.
+  const stopped = (): boolean => es !== null && best !== null && history.length - best.epoch > 0 && history.length - best.epoch >= es.patience;
   try {
     if (options.resume !== undefined) {
       if (!existsSync(options.resume)) throw new Error(`cannot resume: checkpoint '${options.resume}' does not exist`);
@@ -127,11 +161,14 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       const mismatch = sameRecipe(meta.recipe, { ...recipe, aug });
       if (mismatch !== undefined) throw new Error(`cannot resume from '${options.resume}': it was trained with a different ${mismatch}`);
       history = meta.history;
-      best = meta.best;
+      // Checkpoints from before early stopping chose the best epoch by accuracy.
+      const saved: (Omit<TrainResult['best'], 'metric' | 'value'> & Partial<TrainResult['best']>) | null = meta.best;
+      best = saved && { ...saved, metric: saved.metric ?? (by === 'val' ? 'valAccuracy' : 'testAccuracy'), value: saved.value ?? saved.accuracy };
+      if (restore && options.bestPath === undefined && best !== null) throw new Error(`cannot resume from '${options.resume}': restoring the best weights after a resume needs bestPath`);
       options.onResume?.(history);
     }
     const evalOpts = { batchSize: options.evalBatchSize ?? 1000 };
-    for (let epoch = history.length; epoch < recipe.epochs; epoch++) {
+    for (let epoch = history.length; epoch < recipe.epochs && !stopped(); epoch++) {
       const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => options.onProgress?.(epoch, p));
       const start = performance.now();
       const trainEval = options.skipTrainEval ? undefined : await model.evaluate(data.train, evalOpts);
@@ -150,21 +187,25 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
         seconds: stats.seconds + (performance.now() - start) / 1000,
       };
       history.push(record);
-      const score = valEval ? valEval.accuracy : testEval.accuracy;
-      if (best === null || score > best.accuracy) {
-        best = { epoch: epoch + 1, accuracy: score, by };
-        if (options.bestPath !== undefined) model.save(options.bestPath);
+      const value = metricOf(record, mon.metric);
+      if (best === null || (mon.mode === 'min' ? value < best.value - mon.minDelta : value > best.value + mon.minDelta)) {
+        best = { epoch: epoch + 1, accuracy: valEval ? valEval.accuracy : testEval.accuracy, by, metric: mon.metric, value };
+        if (bestPath !== undefined) model.save(bestPath);
       }
+      if (plateauMetric !== undefined) trainer.observe(metricOf(record, plateauMetric));
       if (options.checkpointPath !== undefined) {
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
         trainer.saveState(options.checkpointPath, JSON.stringify(meta));
       }
       await options.onEpoch?.(record);
     }
+    const last = history.at(-1);
+    if (restore && best !== null && bestPath !== undefined && last !== undefined && best.epoch !== last.epoch) model.load(bestPath);
   } finally {
     trainer.dispose();
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   }
   const final = history.at(-1);
   if (final === undefined || best === null) throw new Error('training ran no epochs');
-  return { history, best, final };
+  return { history, best, final, ...(stopped() && history.length < recipe.epochs && { stoppedEarly: final.epoch }) };
 }

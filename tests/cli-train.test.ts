@@ -49,6 +49,54 @@ describe('torchlet train', () => {
     expect(r.stdout).toMatch(/best val accuracy/);
   });
 
+  it('runs a project recipe from YAML: Adam, a step schedule, early stopping, [-1, 1] inputs, rotate-translate augmentation', async () => {
+    const config = join(tmp, 'recipe.yaml');
+    writeFileSync(
+      config,
+      [
+        'description: a small version of the early-stopping project',
+        'model: super_light',
+        'epochs: 4',
+        'trainLimit: 1200',
+        'valSplit: 0.2',
+        'batchSize: 64',
+        'optimizer: { type: adam }',
+        'lr: 0.001',
+        'weightDecay: 0.00001',
+        'scheduler: { type: step, stepSize: 1, gamma: 0.5 }',
+        'earlyStopping: { metric: valAccuracy, mode: min, patience: 1 }',
+        'normalize: minus1-1',
+        'augment: rotate-translate',
+      ].join('\n'),
+    );
+    const logs = join(tmp, 'logs-recipe');
+    const r = await cli(['train', '--config', config, '--out', join(tmp, 'recipe.pt')], { TORCHLET_LOG_DIR: logs });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/aug=true, 4 epochs, adam \+ step, early stopping \(patience 1\)/);
+    // 'min' on an accuracy: nothing after epoch 1 improves, so patience 1 stops after epoch 2.
+    expect(epochLines(r.stdout)).toHaveLength(2);
+    expect(r.stdout).toMatch(/early stopping ended the run after epoch 2/);
+    expect(r.stdout).toMatch(/\| lr 1\.000e-3 \|/);
+    expect(r.stdout).toMatch(/\| lr 5\.000e-4 \|/);
+    const header = JSON.parse(readFileSync(join(logs, readdirSync(logs).find((f) => f.endsWith('.jsonl'))!), 'utf8').split('\n')[0]!) as { recipe: Record<string, unknown> };
+    expect(header.recipe).toMatchObject({ optimizer: { type: 'adam' }, normalize: 'minus1-1', augment: { degrees: 10, translate: [0.1, 0.1] } });
+  });
+
+  it('rejects bad recipe options with exit code 2, naming them', async () => {
+    const env = { TORCHLET_LOG_DIR: join(tmp, 'logs5') };
+    expectInputError(await cli(['train', '--optimizer', 'adam', '--nesterov', '--train-limit', '100'], env), /optimizer.nesterov does not apply to adam/);
+    const r = await cli(['train', '--scheduler', 'multistep', '--milestones', '5,x'], env);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/--milestones must be comma-separated integers, got '5,x'/);
+    expectInputError(await cli(['train', '--monitor', 'valLoss', '--train-limit', '100'], env), /early stopping needs --patience/);
+    expectInputError(await cli(['train', '--patience', '2', '--train-limit', '100'], env), /earlyStopping watches valLoss, but there is no validation set/);
+    const bad = join(tmp, 'bad-recipe.yaml');
+    writeFileSync(bad, 'scheduler: { type: step, stepsize: 3 }\n');
+    expectInputError(await cli(['train', '--config', bad], env), /config '.*bad-recipe\.yaml' is invalid: scheduler/);
+    writeFileSync(bad, 'optimizer: lamb\n');
+    expectInputError(await cli(['train', '--config', bad], env), /is invalid: optimizer/);
+  });
+
   // Debian's dataset-fashion-mnist is installed by .ci/run; a machine without it (and without
   // a network to download from) has nothing to train on.
   it.skipIf(missing(existsSync('/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz'), 'Debian\'s dataset-fashion-mnist'))('trains on Fashion-MNIST from Debian\'s dataset-fashion-mnist', async () => {
@@ -87,7 +135,7 @@ describe('torchlet train', () => {
   it('documents every option in --help', async () => {
     const r = await cli(['train', '--help']);
     expect(r.code).toBe(0);
-    for (const flag of ['--model', '--aug', '--epochs', '--batch-size', '--lr', '--max-lr', '--weight-decay', '--seed', '--device', '--threads', '--data-dir', '--dataset', '--out', '--val-split', '--resume', '--config']) {
+    for (const flag of ['--optimizer', '--momentum', '--nesterov', '--scheduler', '--lr-interval', '--step-size', '--gamma', '--milestones', '--t-max', '--eta-min', '--lr-patience', '--lr-factor', '--patience', '--monitor', '--min-delta', '--no-restore-best', '--normalize', '--augment', '--model', '--aug', '--epochs', '--batch-size', '--lr', '--max-lr', '--weight-decay', '--seed', '--device', '--threads', '--data-dir', '--dataset', '--out', '--val-split', '--resume', '--config']) {
       expect(r.stdout).toContain(flag);
     }
   });

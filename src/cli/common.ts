@@ -71,3 +71,13 @@ function fitsArchitecture(name: ModelName, path: string): boolean {
 export function message(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** `--dataset`: 'mnist', 'fashion-mnist', or 'kaggle:DIR' (Kaggle's train.csv and test.csv in DIR). */
+export type DatasetChoice = { kind: 'mnist' | 'fashion-mnist' } | { kind: 'kaggle'; dir: string };
+
+export function parseDataset(value: string): DatasetChoice {
+  if (value === 'mnist' || value === 'fashion-mnist') return { kind: value };
+  const m = /^kaggle:(.+)$/.exec(value);
+  if (m?.[1] !== undefined) return { kind: 'kaggle', dir: m[1] };
+  throw new InvalidArgumentError(`--dataset must be 'mnist', 'fashion-mnist' or 'kaggle:DIR', got '${value}'`);
+}

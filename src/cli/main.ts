@@ -1,13 +1,17 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, predict, extract.
+// torchlet's command line: train, evaluate, plot, predict, extract, export, serve.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerEnsemble } from './ensemble.js';
+import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
+import { registerExport } from './export.js';
+import { registerServe } from './serve.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -17,8 +21,12 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerEnsemble(program);
+registerSubmit(program);
 registerPredict(program);
 registerExtract(program);
+registerExport(program);
+registerServe(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -4,17 +4,21 @@ import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type BBox } from '../image/index.js';
-import { Model } from '../model.js';
 import { isModelName as isReleased } from '../models.js';
 import { models, type ModelName } from '../zoo/index.js';
 import { releasedWeightsPath } from '../weights.js';
-import { InputError, asInput, loadWeights, message, positiveInt } from './common.js';
+import type { Vote } from '../ensemble/index.js';
+import { InputError, asInput, message, positiveInt } from './common.js';
+import { buildScorer, disposeScorer } from './evaluate.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif']);
 const CLASSES = 10;
 
 interface PredictFlags {
   model: ModelName;
+  member?: string[];
+  ensemble?: string;
+  vote?: Vote;
   weights?: string;
   json?: boolean;
   top: number;
@@ -45,6 +49,9 @@ export function registerPredict(program: Command): void {
     .argument('<images...>', 'image files, or folders whose images (by extension, recursively) are all classified')
     .addOption(new Option('--model <name>', 'architecture').choices(Object.keys(models)).default('super_light'))
     .option('--weights <file>', "a state_dict for --model (default: the model's released weights, shipped with torchlet)")
+    .option('--member <model=weights>', 'classify by an ensemble: a member MODEL=WEIGHTS[@NORMALISATION] (repeat for each)', (v: string, acc: string[] = []) => [...acc, v])
+    .option('--ensemble <file>', 'classify by an ensemble described in YAML or JSON')
+    .addOption(new Option('--vote <kind>', "ensemble vote: 'hard' (default) or 'soft'").choices(['hard', 'soft']))
     .option('--top <k>', 'how many of the likeliest digits to show', topK, 3)
     .option('--json', 'print one JSON array with every result')
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'cpu')
@@ -97,11 +104,13 @@ export function expandInputs(inputs: string[]): string[] {
 
 async function runPredict(inputs: string[], flags: PredictFlags): Promise<void> {
   const files = expandInputs(inputs);
-  if (flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
-  const weights = flags.weights ?? releasedWeightsPath(flags.model as Parameters<typeof releasedWeightsPath>[0]);
-  const model = asInput('bad --device', () => new Model(models[flags.model], { device: flags.device }));
+  const byEnsemble = (flags.member ?? []).length > 0 || flags.ensemble !== undefined;
+  if (!byEnsemble && flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
+  // An ensemble replaces --model/--weights (whose default here is the model's released weights).
+  const scorer = byEnsemble
+    ? buildScorer({ ...flags, model: undefined, weights: undefined })
+    : buildScorer({ ...flags, weights: flags.weights ?? releasedWeightsPath(flags.model as Parameters<typeof releasedWeightsPath>[0]) });
   try {
-    loadWeights(model, flags.model, weights);
     const ok: { file: string; pixels: Uint8Array; inverted: boolean; bbox: BBox | null }[] = [];
     const failed: Failed[] = [];
     for (const file of files) {
@@ -119,11 +128,15 @@ async function runPredict(inputs: string[], flags: PredictFlags): Promise<void> 
       // One forward pass for the whole batch.
       const batch = new Uint8Array(ok.length * 784);
       ok.forEach((r, i) => batch.set(r.pixels, i * 784));
-      const logProbs = model.logProbs(batch);
+      // An ensemble's scores are its vote (shares of votes, or mean probabilities), and its
+      // digit the vote's winner, tie-break included.
+      const voted = scorer.kind === 'ensemble' ? scorer.ensemble.scores(batch) : undefined;
+      const scores = voted?.probabilities ?? (scorer.kind === 'model' ? scorer.model.logProbs(batch).map(Math.exp) : new Float32Array());
       ok.forEach((r, i) => {
-        const probabilities = Array.from(logProbs.subarray(i * CLASSES, (i + 1) * CLASSES), Math.exp);
+        const probabilities = Array.from(scores.subarray(i * CLASSES, (i + 1) * CLASSES));
         const ranked = probabilities.map((probability, digit) => ({ digit, probability })).sort((a, b) => b.probability - a.probability);
-        const best = ranked[0] ?? { digit: 0, probability: 0 };
+        const winner = voted?.predictions[i];
+        const best = winner !== undefined ? { digit: winner, probability: probabilities[winner] ?? 0 } : (ranked[0] ?? { digit: 0, probability: 0 });
         results.push({
           file: r.file,
           digit: best.digit,
@@ -148,7 +161,7 @@ async function runPredict(inputs: string[], flags: PredictFlags): Promise<void> 
     for (const f of failed) process.stderr.write(`torchlet: ${f.file}: ${f.error}\n`);
     if (failed.length > 0) process.exitCode = 2;
   } finally {
-    model.dispose();
+    disposeScorer(scorer);
   }
 }
 

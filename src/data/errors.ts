@@ -17,7 +17,8 @@ export type DataErrorCode =
   | 'COUNT_MISMATCH'
   | 'LABEL_RANGE'
   | 'CHECKSUM'
-  | 'DOWNLOAD_FAILED';
+  | 'DOWNLOAD_FAILED'
+  | 'BAD_CSV';
 
 export class DataError extends Error {
   override readonly name = 'DataError';

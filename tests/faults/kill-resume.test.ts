@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model, models } from '../../src/index.js';
 import { MNIST_DIR, finished, sha256, spawnCli, type CliResult } from '../helpers/cli.js';
+import { mulberry32 } from '../../src/split.js';
 
 const EPOCHS = 4;
 const SEED = 11;
@@ -31,17 +32,8 @@ const trainArgs = (out: string): string[] => [
   '--out', out,
 ];
 
-/** mulberry32: a tiny seeded PRNG, so the kill points are the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** The kill points are the same on every run: the split's seeded PRNG. */
+const rng = mulberry32;
 
 type Kill =
   /** `fraction` of an epoch after the attempt's `after`-th epoch line (0: after the start-up banner). */

@@ -1,0 +1,303 @@
+// The serving benchmark (issue 9): `torchlet serve` against the seeds' own stack, FastAPI +
+// uvicorn + Debian's PyTorch (bench/serve_peer.py) serving the same SuperLight weights with
+// the same preprocessing in PIL/numpy. Both are loaded with autocannon from this process,
+// POST /predict with a multipart upload of a 28x28 MNIST PNG and of a 280x280 dark-on-light
+// PNG, at concurrency 1, 16 and 64. torchlet runs with dynamic batching on and off; the peer
+// with 1 and 2 uvicorn workers, the better of the two being the comparison.
+//
+//   npm run bench:serve                 # full: 8 s per point, bench/results-serve.json, README table
+//   npm run bench:serve -- --quick      # smoke run: 1 s per point, bench/results-serve.quick.json
+//   npm run bench:serve -- --duration 15 --reps 3 --no-readme
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { darkOnLightPng, mnistDigits, mnistPng, multipart } from '../tests/serve/helpers.js';
+import { BENCH, cpuInfo, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
+
+const README_START = '<!-- bench:serve:start -->';
+const README_END = '<!-- bench:serve:end -->';
+const CONCURRENCY = [1, 16, 64];
+
+export interface ServeBenchOptions {
+  quick: boolean;
+  /** Seconds per measured point. */
+  duration: number;
+  reps: number;
+  python: string;
+  out: string;
+  readme: string | undefined;
+}
+
+/** One measured point: autocannon's run against one server. */
+interface Point {
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  ok: number;
+  errors: number;
+  /** torchlet only: mean images per forward pass over the run, from /metrics. */
+  meanBatch?: number;
+}
+
+interface Server {
+  label: string;
+  url: string;
+  proc: ChildProcess;
+  kind: 'torchlet' | 'peer';
+}
+
+function freePort(i: number): number {
+  return 20_000 + ((process.pid * 7 + i * 101) % 20_000);
+}
+
+async function waitHealthy(url: string, proc: ChildProcess, label: string, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`${label} exited (code ${proc.exitCode}) before it answered:\n${stderr()}`);
+    try {
+      if ((await fetch(`${url}/healthz`)).ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${label} did not answer ${url}/healthz within 120 s:\n${stderr()}`);
+}
+
+async function startServer(label: string, kind: Server['kind'], command: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Server> {
+  const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+  let tail = '';
+  proc.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  await waitHealthy(url, proc, label, () => tail);
+  return { label, url, proc, kind };
+}
+
+async function stop(server: Server): Promise<void> {
+  if (server.proc.exitCode !== null) return;
+  const exited = new Promise((r) => server.proc.once('exit', r));
+  server.proc.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (server.proc.exitCode === null) server.proc.kill('SIGKILL');
+}
+
+async function batchStats(url: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const read = (name: string): number => Number(new RegExp(`^torchlet_batch_size_${name}\\{model="super_light"\\} (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return { sum: read('sum'), count: read('count') };
+}
+
+async function load(server: Server, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<Point> {
+  const before = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
+  const latencies: number[] = [];
+  let errors = 0;
+  const result = await new Promise<autocannon.Result>((done, fail) => {
+    const instance = autocannon(
+      {
+        url: `${server.url}/predict`,
+        method: 'POST',
+        headers: { 'content-type': body.contentType },
+        body: body.body,
+        connections,
+        pipelining: 1,
+        duration: seconds,
+        timeout: 30,
+      },
+      (err, r) => (err ? fail(err instanceof Error ? err : new Error(String(err))) : done(r)),
+    );
+    // autocannon's own histogram counts whole milliseconds; these are the exact times.
+    instance.on('response', (_client, statusCode, _bytes, ms) => {
+      if (statusCode === 200) latencies.push(ms);
+      else errors++;
+    });
+  });
+  const after = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
+  errors += result.errors + result.timeouts;
+  const elapsed = result.duration;
+  return {
+    requestsPerSecond: latencies.length / elapsed,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    ok: latencies.length,
+    errors,
+    ...(before && after && after.count > before.count && { meanBatch: (after.sum - before.sum) / (after.count - before.count) }),
+  };
+}
+
+interface Row {
+  image: string;
+  concurrency: number;
+  torchlet: Point;
+  torchletNoBatching: Point;
+  peer: Record<string, Point>;
+  peerBest: string;
+}
+
+function medianPoint(points: Point[]): Point {
+  const m = (f: (p: Point) => number): number => median(points.map(f));
+  const batches = points.map((p) => p.meanBatch).filter((x): x is number => x !== undefined);
+  return {
+    requestsPerSecond: m((p) => p.requestsPerSecond),
+    p50Ms: m((p) => p.p50Ms),
+    p99Ms: m((p) => p.p99Ms),
+    ok: points.reduce((a, p) => a + p.ok, 0),
+    errors: points.reduce((a, p) => a + p.errors, 0),
+    ...(batches.length > 0 && { meanBatch: median(batches) }),
+  };
+}
+
+export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: Row[]; markdown: string }> {
+  const cores = availableParallelism();
+  const [digit] = await mnistDigits([0]);
+  if (digit === undefined) throw new Error('no MNIST test image');
+  const images = [
+    { name: '28x28 MNIST PNG', form: multipart([{ name: 'file', filename: 'digit.png', type: 'image/png', data: mnistPng(digit) }]) },
+    { name: '280x280 dark-on-light PNG', form: multipart([{ name: 'file', filename: 'photo.png', type: 'image/png', data: await darkOnLightPng(digit) }]) },
+  ];
+  const weights = join(ROOT, 'weights', 'super_light.pt');
+  const cli = [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error'];
+  const servers: Server[] = [];
+  const cleanup = (): void => servers.forEach((s) => s.proc.exitCode === null && s.proc.kill('SIGKILL'));
+  process.once('exit', cleanup);
+  try {
+    log(`serving benchmark: ${opts.duration} s per point, ${opts.reps} rep(s); starting the servers`);
+    const torchlet = await startServer('torchlet', 'torchlet', process.execPath, [...cli, '--port', String(freePort(1))], freePort(1));
+    servers.push(torchlet);
+    const unbatched = await startServer('torchlet, batching off', 'torchlet', process.execPath, [...cli, '--max-batch', '1', '--port', String(freePort(2))], freePort(2));
+    servers.push(unbatched);
+    const peers: Server[] = [];
+    for (const workers of [1, 2]) {
+      const port = freePort(2 + workers);
+      const peer = await startServer(
+        `FastAPI, ${workers} worker${workers > 1 ? 's' : ''}`,
+        'peer',
+        opts.python,
+        ['-m', 'uvicorn', 'serve_peer:app', '--app-dir', BENCH, '--port', String(port), '--workers', String(workers), '--log-level', 'warning', '--no-access-log'],
+        port,
+        { TORCHLET_PEER_WEIGHTS: weights, PYTHONDONTWRITEBYTECODE: '1' },
+      );
+      peers.push(peer);
+      servers.push(peer);
+    }
+    // Warm-up: every server, every image, a short burst at concurrency 16.
+    for (const s of servers) for (const img of images) await load(s, img.form, 16, opts.quick ? 0.5 : 2);
+
+    const rows: Row[] = [];
+    for (const img of images) {
+      for (const c of CONCURRENCY) {
+        const reps: Record<string, Point[]> = {};
+        for (let r = 0; r < opts.reps; r++) {
+          for (const s of servers) {
+            const p = await load(s, img.form, c, opts.duration);
+            (reps[s.label] ??= []).push(p);
+            log(
+              `  ${img.name}, c${c}, ${s.label}: ${int(p.requestsPerSecond)} req/s, p50 ${fixed(2)(p.p50Ms)} ms, p99 ${fixed(2)(p.p99Ms)} ms` +
+                `${p.meanBatch !== undefined ? `, mean batch ${fixed(1)(p.meanBatch)}` : ''}${p.errors ? `, ${p.errors} errors` : ''}`,
+            );
+          }
+        }
+        const point = (label: string): Point => medianPoint(reps[label] ?? []);
+        const peer = Object.fromEntries(peers.map((p) => [p.label, point(p.label)]));
+        const peerBest = Object.keys(peer).reduce((a, b) => ((peer[b]?.requestsPerSecond ?? 0) > (peer[a]?.requestsPerSecond ?? 0) ? b : a));
+        rows.push({ image: img.name, concurrency: c, torchlet: point(torchlet.label), torchletNoBatching: point(unbatched.label), peer, peerBest });
+      }
+    }
+
+    const markdown = serveMarkdown(rows, opts, cores);
+    console.log(`\n${markdown}\n`);
+    const results = {
+      schema: 1,
+      mode: opts.quick ? 'quick' : 'full',
+      date: new Date().toISOString(),
+      machine: { cpu: cpuInfo().model, cores, node: process.version, loadavgEnd: loadavg() },
+      config: { durationSeconds: opts.duration, reps: opts.reps, concurrency: CONCURRENCY, loadGenerator: 'autocannon (in the bench process), pipelining 1', body: 'multipart/form-data, field file' },
+      rows,
+      markdown,
+    };
+    writeFileSync(opts.out, `${JSON.stringify(results, null, 2)}\n`);
+    log(`wrote ${opts.out}`);
+    if (opts.readme !== undefined && updateReadme(opts.readme, markdown, README_START, README_END)) log(`updated the serving table in ${opts.readme}`);
+    return { rows, markdown };
+  } finally {
+    await Promise.all(servers.map(stop));
+    process.removeListener('exit', cleanup);
+  }
+}
+
+const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
+
+function serveMarkdown(rows: Row[], opts: ServeBenchOptions, cores: number): string {
+  const lines = [
+    `_Measured by \`npm run bench:serve\` on ${new Date().toISOString().slice(0, 10)}: ${cpuInfo().model}, ${cores} cores (${threadsText(cores)}), ` +
+      `server and load generator on the same machine; ${opts.duration} s per point${opts.reps > 1 ? `, median of ${opts.reps} reps` : ''}. ` +
+      `POST /predict with a multipart upload; torchlet with dynamic batching (default settings) and with \`--max-batch 1\`; the peer is FastAPI ${''}+ uvicorn (uvloop, httptools) + PyTorch, ` +
+      `the better of 1 and 2 workers at each point. Ratios: torchlet ÷ peer._`,
+    '',
+    '| image | concurrency | torchlet req/s | p50 / p99 ms | batching off: req/s, p50 / p99 ms | peer (best) req/s | p50 / p99 ms | req/s ratio | p50 ratio | p99 ratio | target |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  for (const r of rows) {
+    const t = r.torchlet;
+    const n = r.torchletNoBatching;
+    const p = r.peer[r.peerBest];
+    if (p === undefined) continue;
+    let target = '';
+    if (r.concurrency === 16) {
+      const ok = t.requestsPerSecond >= 4 * p.requestsPerSecond && t.p99Ms <= 0.5 * p.p99Ms;
+      target = `≥ 4x req/s, p99 ≤ 0.5x (${ok ? 'PASS' : 'MISS'})`;
+    } else if (r.concurrency === 1) {
+      target = `p50 ≤ 0.5x (${t.p50Ms <= 0.5 * p.p50Ms ? 'PASS' : 'MISS'})`;
+    }
+    lines.push(
+      `| ${r.image} | ${r.concurrency} | ${int(t.requestsPerSecond)}${t.meanBatch !== undefined ? `<br><sub>mean batch ${fixed(1)(t.meanBatch)}</sub>` : ''} | ${fixed(2)(t.p50Ms)} / ${fixed(2)(t.p99Ms)} | ` +
+        `${int(n.requestsPerSecond)}, ${fixed(2)(n.p50Ms)} / ${fixed(2)(n.p99Ms)} | ${int(p.requestsPerSecond)}<br><sub>${r.peerBest}</sub> | ${fixed(2)(p.p50Ms)} / ${fixed(2)(p.p99Ms)} | ` +
+        `${ratio(t.requestsPerSecond, p.requestsPerSecond)} | ${ratio(t.p50Ms, p.p50Ms)} | ${ratio(t.p99Ms, p.p99Ms)} | ${target} |`,
+    );
+  }
+  const errors = rows.reduce((a, r) => a + r.torchlet.errors + r.torchletNoBatching.errors + Object.values(r.peer).reduce((b, p) => b + p.errors, 0), 0);
+  lines.push('', `Non-200 answers or socket errors during the measured runs: ${errors}. Every point of both peers is in [bench/results-serve.json](bench/results-serve.json).`);
+  return lines.join('\n');
+}
+
+function parseServeOptions(argv: string[]): ServeBenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      duration: { type: 'string' },
+      reps: { type: 'string' },
+      python: { type: 'string' },
+      out: { type: 'string' },
+      readme: { type: 'string' },
+      'no-readme': { type: 'boolean', default: false },
+    },
+  });
+  const num = (name: string, v: string | undefined, fallback: number): number => {
+    if (v === undefined) return fallback;
+    const n = Number(v);
+    if (!(n > 0)) throw new RangeError(`--${name} must be a positive number, got '${v}'`);
+    return n;
+  };
+  const quick = values.quick;
+  return {
+    quick,
+    duration: num('duration', values.duration, quick ? 1 : 8),
+    reps: Math.round(num('reps', values.reps, 1)),
+    python: values.python ?? '/usr/bin/python3',
+    out: resolve(values.out ?? join(BENCH, quick ? 'results-serve.quick.json' : 'results-serve.json')),
+    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+  };
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(BENCH, 'serve.ts')) {
+  serveBenchmark(parseServeOptions(process.argv.slice(2))).catch((err: unknown) => {
+    process.stderr.write(`bench:serve failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}
+
+export { parseServeOptions };

@@ -1,0 +1,135 @@
+// `torchlet serve`: the HTTP API, its docs and the page, over the released weights (or
+// yours), with dynamic batching. Other subsystems join in through serve plugins below.
+import { Command, Option } from 'commander';
+import type { FastifyPluginAsync } from 'fastify';
+import { isModelName, models, type ModelName } from '../models.js';
+import { setThreads } from '../runtime.js';
+import { DEFAULT_BATCHING, DEFAULTS } from '../serve/defaults.js';
+import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt } from './common.js';
+
+interface ServeFlags {
+  host: string;
+  port: number;
+  models: string;
+  model?: string;
+  weights?: string;
+  device: string;
+  threads?: number;
+  maxBatch: number;
+  maxDelayMs: number;
+  maxQueue: number;
+  concurrency: number;
+  queueTimeoutMs: number;
+  bodyLimit: number;
+  maxFiles: number;
+  maxPixels: number;
+  requestTimeoutMs: number;
+  rateLimit: number;
+  rateWindowMs: number;
+  token?: string;
+  web: boolean;
+  logLevel: string;
+}
+
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the HTTP API (POST /predict), its docs (/docs) and the page to draw a digit on (/)')
+    .option('--host <host>', 'interface to listen on; anything but loopback needs a token', DEFAULTS.host)
+    .option('--port <port>', 'port (0: any free port)', nonNegativeInt('--port'), DEFAULTS.port)
+    .option('--models <names>', `models to serve, comma-separated (${Object.keys(models).join(', ')})`, Object.keys(models).join(','))
+    .option('--model <name>', 'the default model, for requests that name none (default: the first of --models)')
+    .option('--weights <file>', 'serve these weights for the default model instead of the released ones')
+    .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'cpu')
+    .option('--threads <n>', 'intra-op threads for large batches (default: one per core)', positiveInt('--threads'))
+    .option('--max-batch <n>', 'most images in one forward pass (1 turns dynamic batching off)', positiveInt('--max-batch'), DEFAULT_BATCHING.maxBatch)
+    .option('--max-delay-ms <ms>', 'longest a partial batch waits for more images while the model is busy', nonNegativeNumber('--max-delay-ms'), DEFAULT_BATCHING.maxDelayMs)
+    .option('--max-queue <n>', 'images that may wait; more are answered 503', positiveInt('--max-queue'), DEFAULT_BATCHING.maxQueue)
+    .option('--concurrency <n>', 'forward passes in flight at once per model', positiveInt('--concurrency'), DEFAULT_BATCHING.concurrency)
+    .option('--queue-timeout-ms <ms>', 'an image waiting longer is answered 503 (0: never)', nonNegativeInt('--queue-timeout-ms'), DEFAULT_BATCHING.queueTimeoutMs)
+    .option('--body-limit <bytes>', 'largest request body', positiveInt('--body-limit'), DEFAULTS.bodyLimit)
+    .option('--max-files <n>', 'most files in one /predict/batch request', positiveInt('--max-files'), DEFAULTS.maxFiles)
+    .option('--max-pixels <n>', 'largest image (width x height) a header may declare', positiveInt('--max-pixels'), DEFAULTS.maxPixels)
+    .option('--request-timeout-ms <ms>', 'time allowed to receive a whole request (0: none)', nonNegativeInt('--request-timeout-ms'), DEFAULTS.requestTimeoutMs)
+    .option('--rate-limit <n>', 'requests per client IP per window (0: no limit)', nonNegativeInt('--rate-limit'), DEFAULTS.rateLimit.max)
+    .option('--rate-window-ms <ms>', 'the rate limit window', positiveInt('--rate-window-ms'), DEFAULTS.rateLimit.windowMs)
+    .option('--token <token>', 'bearer token that POST requests must send (default: $TORCHLET_TOKEN); required off loopback')
+    .option('--no-web', 'do not serve the page at /')
+    .addOption(new Option('--log-level <level>', 'request log level').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('warn'))
+    .action(async (flags: ServeFlags) => {
+      await runServe(flags);
+    });
+}
+
+/** Routes other subsystems add to the server (each a Fastify plugin using app.torchlet). */
+const plugins: FastifyPluginAsync[] = [];
+
+function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName } {
+  const names: ModelName[] = [];
+  for (const n of flags.models.split(',').map((s) => s.trim()).filter(Boolean)) {
+    if (!isModelName(n)) throw new InputError(`--models: unknown model '${n}'; choose from ${Object.keys(models).join(', ')}`);
+    names.push(n);
+  }
+  const main = flags.model ?? names[0];
+  if (main === undefined) throw new InputError('--models names no model');
+  if (!isModelName(main)) throw new InputError(`--model: unknown model '${main}'; choose from ${Object.keys(models).join(', ')}`);
+  const unique = [...new Set([main, ...names])];
+  return { names: unique, main };
+}
+
+async function runServe(flags: ServeFlags): Promise<void> {
+  const { names, main } = parseModels(flags);
+  // The server's modules (Fastify and its plugins) load only for this command, so that the
+  // others start as fast as before.
+  const [{ drainOnSignals, startServer }, { loadServedModel }, { ModelRegistry }] = await Promise.all([
+    import('../serve/server.js'),
+    import('../serve/models.js'),
+    import('../serve/registry.js'),
+  ]);
+  const token = flags.token ?? (process.env.TORCHLET_TOKEN || undefined);
+  if (flags.threads !== undefined) setThreads(flags.threads);
+  const registry = new ModelRegistry({
+    maxBatch: flags.maxBatch,
+    maxDelayMs: flags.maxDelayMs,
+    maxQueue: flags.maxQueue,
+    concurrency: flags.concurrency,
+    queueTimeoutMs: flags.queueTimeoutMs,
+  });
+  try {
+    for (const name of names) {
+      const weights = name === main ? flags.weights : undefined;
+      const served = asInput(weights === undefined ? `cannot load ${name}` : `cannot load weights '${weights}' for --model ${name}`, () =>
+        loadServedModel(name, { device: flags.device, ...(weights !== undefined && { weights }) }),
+      );
+      registry.add(served, { default: name === main });
+    }
+    const { app, url } = await startServer({
+      registry,
+      host: flags.host,
+      port: flags.port,
+      ...(token !== undefined && { token }),
+      bodyLimit: flags.bodyLimit,
+      maxFiles: flags.maxFiles,
+      maxPixels: flags.maxPixels,
+      requestTimeoutMs: flags.requestTimeoutMs,
+      rateLimit: flags.rateLimit === 0 ? false : { max: flags.rateLimit, windowMs: flags.rateWindowMs },
+      web: flags.web,
+      logger: { level: flags.logLevel },
+      plugins,
+    }).catch((err: unknown) => {
+      throw new InputError(message(err));
+    });
+    const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
+    drainOnSignals(app, registry, log);
+    process.stdout.write(
+      `torchlet serve: listening on ${url}\n` +
+        `  page ${url}/   API docs ${url}/docs   OpenAPI ${url}/openapi.json   metrics ${url}/metrics\n` +
+        `  models: ${registry.list().map((m) => `${m.name}${m.name === registry.default ? ' (default)' : ''}`).join(', ')}; ` +
+        `batching: up to ${flags.maxBatch} images, ${flags.maxDelayMs} ms, queue ${flags.maxQueue}` +
+        `${token !== undefined ? '; POST requests need the bearer token' : ''}\n`,
+    );
+  } catch (err) {
+    await registry.close();
+    throw err;
+  }
+}

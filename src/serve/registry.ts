@@ -1,0 +1,125 @@
+// The models a server answers with. An entry is anything that can classify a batch of
+// MNIST-format images: a torchlet Model, an ensemble, a run's weights. Each entry gets its
+// own dynamic batcher, so every model served, whoever added it, is batched the same way.
+import { Batcher, type BatchingOptions } from './batcher.js';
+import { ApiError } from './errors.js';
+
+/** Pixels in one MNIST-format image: 28 x 28, one byte each, light ink on black. */
+export const IMAGE_PIXELS = 28 * 28;
+
+export interface ServedModel {
+  readonly name: string;
+  /** One line for GET /models and the page's model menu. */
+  readonly description: string;
+  readonly params: number;
+  /** Accuracy on the 10,000-image MNIST test set (0-1), when known. */
+  readonly accuracy: number | null;
+  /** Where the weights come from. */
+  readonly source: string;
+  readonly classes: number;
+  /** Seconds taken to load, for /metrics. */
+  readonly loadSeconds?: number;
+  /** Probabilities, count x classes, for `count` images of IMAGE_PIXELS bytes each (28x28, 0-255, light ink on black). */
+  classify(pixels: Uint8Array, count: number): Promise<Float32Array>;
+  dispose?(): void;
+}
+
+export interface RegistryObserver {
+  onBatch?(model: string, size: number, seconds: number): void;
+  onQueue?(model: string, depth: number, inFlight: number): void;
+}
+
+interface Entry {
+  model: ServedModel;
+  batcher: Batcher;
+}
+
+export class ModelRegistry {
+  private readonly entries = new Map<string, Entry>();
+  private readonly observers: RegistryObserver[] = [];
+  private defaultName: string | undefined;
+
+  constructor(readonly batching: Partial<BatchingOptions> = {}) {}
+
+  /** Adds a model; the first one added (or one added with default: true) answers requests that name none. */
+  add(model: ServedModel, options: { default?: boolean; batching?: Partial<BatchingOptions> } = {}): void {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/.test(model.name)) {
+      throw new RangeError(`a served model's name must be 1-64 letters, digits, '_', '.', ':' or '-', got '${model.name}'`);
+    }
+    if (this.entries.has(model.name)) throw new RangeError(`a model named '${model.name}' is already served`);
+    const name = model.name;
+    const batcher = new Batcher((pixels, count) => model.classify(pixels, count), IMAGE_PIXELS, model.classes, { ...this.batching, ...options.batching }, {
+      onBatch: (size, seconds) => this.observers.forEach((o) => o.onBatch?.(name, size, seconds)),
+      onQueue: (depth, inFlight) => this.observers.forEach((o) => o.onQueue?.(name, depth, inFlight)),
+    });
+    this.entries.set(name, { model, batcher });
+    if (options.default || this.defaultName === undefined) this.defaultName = name;
+  }
+
+  /** Stops serving a model once its queued work is done, then disposes it. */
+  async remove(name: string): Promise<void> {
+    const entry = this.entries.get(name);
+    if (!entry) return;
+    this.entries.delete(name);
+    if (this.defaultName === name) this.defaultName = this.entries.keys().next().value;
+    await entry.batcher.idle();
+    entry.model.dispose?.();
+  }
+
+  has(name: string): boolean {
+    return this.entries.has(name);
+  }
+
+  get default(): string | undefined {
+    return this.defaultName;
+  }
+
+  list(): ServedModel[] {
+    return [...this.entries.values()].map((e) => e.model);
+  }
+
+  /** The model called `name` (the default one when undefined); 404 naming the served models otherwise. */
+  get(name?: string): ServedModel {
+    return this.entry(name).model;
+  }
+
+  batcher(name?: string): Batcher {
+    return this.entry(name).batcher;
+  }
+
+  /** Probabilities for one image, through the model's batcher. */
+  async classify(name: string | undefined, pixels: Uint8Array): Promise<{ model: ServedModel; probabilities: Float32Array }> {
+    const entry = this.entry(name);
+    return { model: entry.model, probabilities: await entry.batcher.submit(pixels) };
+  }
+
+  observe(observer: RegistryObserver): () => void {
+    this.observers.push(observer);
+    return () => {
+      const i = this.observers.indexOf(observer);
+      if (i >= 0) this.observers.splice(i, 1);
+    };
+  }
+
+  /** Resolves when no model has work queued or in flight. */
+  async idle(): Promise<void> {
+    await Promise.all([...this.entries.values()].map((e) => e.batcher.idle()));
+  }
+
+  /** Waits for work in flight, then disposes every model. */
+  async close(): Promise<void> {
+    await this.idle();
+    for (const { model } of this.entries.values()) model.dispose?.();
+    this.entries.clear();
+    this.defaultName = undefined;
+  }
+
+  private entry(name?: string): Entry {
+    const key = name ?? this.defaultName;
+    const entry = key === undefined ? undefined : this.entries.get(key);
+    if (entry) return entry;
+    const known = [...this.entries.keys()];
+    if (key === undefined) throw new ApiError(503, 'no_model', 'no model is loaded');
+    throw new ApiError(404, 'unknown_model', `unknown model '${key}'; this server has ${known.map((k) => `'${k}'`).join(', ') || 'no models'}`);
+  }
+}
