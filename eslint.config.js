@@ -14,6 +14,11 @@ export default tseslint.config(
     },
   },
   {
+    // The dashboard's page scripts run in the browser, with vega-embed loaded before them.
+    files: ['src/dashboard/assets/**/*.js'],
+    languageOptions: { sourceType: 'script', globals: { ...globals.browser, vegaEmbed: 'readonly' } },
+  },
+  {
     // The page's script runs in the browser.
     files: ['src/web/**/*.js'],
     languageOptions: { globals: globals.browser },

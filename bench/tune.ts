@@ -8,6 +8,7 @@
 //
 //   npm run bench:tune                 # 30 seeds x 100 trials, writes bench/tune-results.json and the README table
 //   npm run bench:tune -- --quick      # 3 seeds x 30 trials (smoke test), bench/tune-results.quick.json, no README
+//   npm run bench:tune -- --functions hartmann6,rosenbrock5   # rerun some; the others' rows stay
 import { execFile } from 'node:child_process';
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
@@ -28,6 +29,8 @@ interface Options {
   trials: number;
   checkpoints: number[];
   functions: BenchFunction[];
+  /** Only some functions were asked for: the others' rows are kept from the results file. */
+  subset: boolean;
   out: string;
   readme: string | undefined;
   python: string;
@@ -68,6 +71,7 @@ function parseOptions(argv: string[]): Options {
     trials,
     checkpoints: [25, 50, 100].filter((c) => c <= trials).concat(trials < 25 || ![25, 50, 100].includes(trials) ? [trials] : []),
     functions,
+    subset: values.functions !== undefined,
     out: resolve(values.out ?? join(ROOT, 'bench', quick ? 'tune-results.quick.json' : 'tune-results.json')),
     readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
     python: values.python ?? '/usr/bin/python3',
@@ -129,7 +133,7 @@ const fmt = (x: number): string => (Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs
 async function main(): Promise<void> {
   const o = parseOptions(process.argv.slice(2));
   const load = loadavg()[0] ?? 0;
-  const results: { function: string; description: string; samplers: Summary[]; targets: Record<string, boolean> }[] = [];
+  const results: Result[] = [];
   for (const f of o.functions) {
     process.stderr.write(`${f.name}: `);
     // The two sides alternate so that load changes on the machine hit both.
@@ -154,9 +158,9 @@ async function main(): Promise<void> {
       beatsRandom: (t?.median ?? NaN) < Math.min(tr?.median ?? NaN, orr?.median ?? NaN),
       notSlowerThanOptuna: (samplers[0]?.msPerTrial ?? NaN) <= (samplers[1]?.msPerTrial ?? NaN),
     };
-    results.push({ function: f.name, description: f.description, samplers, targets });
+    results.push({ function: f.name, description: f.description, samplers, targets, date: new Date().toISOString(), loadavg1: load });
   }
-  const doc = { date: new Date().toISOString(), loadavg1: load, seeds: o.seeds, trials: o.trials, checkpoints: o.checkpoints, results };
+  const doc: Doc = { date: new Date().toISOString(), loadavg1: load, seeds: o.seeds, trials: o.trials, checkpoints: o.checkpoints, results: o.subset ? keepOthers(o, results) : results };
   writeFileSync(`${o.out}.tmp`, `${JSON.stringify(doc, null, 2)}\n`);
   renameSync(`${o.out}.tmp`, o.out);
   const table = markdown(doc);
@@ -164,7 +168,44 @@ async function main(): Promise<void> {
   if (o.readme !== undefined) writeReadme(o.readme, table);
 }
 
-function markdown(doc: { seeds: number; trials: number; checkpoints: number[]; loadavg1: number; date: string; results: { function: string; description: string; samplers: Summary[]; targets: Record<string, boolean> }[] }): string {
+interface Result {
+  function: string;
+  description: string;
+  samplers: Summary[];
+  targets: Record<string, boolean>;
+  /** When this function's rows were measured, and the load then. */
+  date?: string;
+  loadavg1?: number;
+}
+
+interface Doc {
+  date: string;
+  loadavg1: number;
+  seeds: number;
+  trials: number;
+  checkpoints: number[];
+  results: Result[];
+}
+
+/**
+ * A rerun of some functions replaces their rows in the results file and keeps the rest,
+ * in the file's order; only a file measured with the same seeds and trials can be merged.
+ */
+function keepOthers(o: Options, fresh: Result[]): Result[] {
+  let old: Doc;
+  try {
+    old = JSON.parse(readFileSync(o.out, 'utf8')) as Doc;
+  } catch {
+    return fresh;
+  }
+  if (old.seeds !== o.seeds || old.trials !== o.trials) {
+    throw new RangeError(`${o.out} holds ${old.seeds} seeds x ${old.trials} trials; rerun all functions, or give --seeds ${old.seeds} --trials ${old.trials}`);
+  }
+  const merged = old.results.map((r) => fresh.find((f) => f.function === r.function) ?? { date: old.date, loadavg1: old.loadavg1, ...r });
+  return [...merged, ...fresh.filter((f) => !merged.includes(f))];
+}
+
+function markdown(doc: Doc): string {
   const head = `| function | sampler | ${doc.checkpoints.map((c) => `regret @${c}: median [IQR]`).join(' | ')} | ms / trial |`;
   const sep = `|---|---|${doc.checkpoints.map(() => '---:').join('|')}|---:|`;
   const rows: string[] = [];
@@ -182,7 +223,8 @@ function markdown(doc: { seeds: number; trials: number; checkpoints: number[]; l
       `- ${r.function}: TPE within Optuna's IQR or better: ${r.targets.withinOptunaIqrOrBetter ? 'yes' : '**no**'}; beats random: ${r.targets.beatsRandom ? 'yes' : '**no**'}; time per trial at most Optuna's: ${r.targets.notSlowerThanOptuna ? 'yes' : '**no**'}`,
   );
   return [
-    `${doc.seeds} seeds x ${doc.trials} trials per function and sampler (${doc.date.slice(0, 10)}, load average ${doc.loadavg1.toFixed(1)} at the start on a 2-core machine shared with other jobs: compare times within a row's function only).`,
+    `${doc.seeds} seeds x ${doc.trials} trials per function and sampler, on a 2-core machine shared with other jobs (compare times within a function only); measured: ` +
+      `${doc.results.map((r) => `${r.function} ${(r.date ?? doc.date).slice(0, 10)} (load ${(r.loadavg1 ?? doc.loadavg1).toFixed(1)})`).join(', ')}.`,
     '',
     head,
     sep,

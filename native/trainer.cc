@@ -75,6 +75,8 @@ TrainOptions ParseTrainOptions(const Napi::Object& o) {
   t.labelSmoothing = GetNumber(o, "labelSmoothing", 0);
   if (t.labelSmoothing < 0 || t.labelSmoothing >= 1) throw RangeError("labelSmoothing must be within [0, 1)");
   if (t.labelSmoothing > 0 && t.loss == "nll") throw RangeError("labelSmoothing needs loss 'cross_entropy' (NLL has no smoothing)");
+  t.emaDecay = GetNumber(o, "emaDecay", 0);
+  if (!(t.emaDecay >= 0 && t.emaDecay < 1)) throw RangeError("emaDecay must be within [0, 1) (0: no EMA)");
   t.batchSize = GetInt(o, "batchSize", 128);
   if (t.batchSize <= 0) throw RangeError("batchSize must be a positive integer, got " + std::to_string(t.batchSize));
   int64_t seed = GetInt(o, "seed", 42);
@@ -101,6 +103,7 @@ Napi::Function Trainer::Init(Napi::Env env) {
                          InstanceAccessor<&Trainer::GetLr>("lr"),
                          InstanceMethod<&Trainer::Observe>("observe"),
                          InstanceMethod<&Trainer::Dispose>("dispose"),
+                         InstanceMethod<&Trainer::SwapEma>("swapEma"),
                      });
 }
 
@@ -111,6 +114,9 @@ Trainer::Trainer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Trainer>(inf
     model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
     o_ = ParseTrainOptions(ArgObject(info, 1, "options"));
     optimizer_ = MakeOptimizer(model_->Net()->parameters(), o_.optimizer);
+    if (o_.emaDecay > 0) {
+      for (const auto& [name, t] : StateDict(*model_->Net())) ema_.emplace_back(name, t.detach().clone());
+    }
     if (o_.schedule) {
       try {
         schedule_ = std::make_unique<Schedule>(*o_.schedule, o_.optimizer.lr);
@@ -175,6 +181,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
                                 out, y, torch::nn::functional::CrossEntropyFuncOptions().label_smoothing(o_.labelSmoothing));
     loss.backward();
     optimizer_->step();
+    UpdateEma();
     ++step_;
     last_lr = step_lr;
 
@@ -205,6 +212,26 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   epoch_ = epoch + 1;
   return r;
+}
+
+void Trainer::UpdateEma() {
+  if (ema_.empty()) return;
+  // TensorFlow's ExponentialMovingAverage(num_updates) warm-up: early on the average follows
+  // the weights closely, so it is worth evaluating from the first epoch.
+  const double steps = static_cast<double>(step_);
+  const double decay = std::min(o_.emaDecay, (1 + steps) / (10 + steps));
+  torch::NoGradGuard no_grad;
+  NamedTensors live = StateDict(*model_->Net());
+  for (size_t i = 0; i < ema_.size(); ++i) {
+    at::Tensor& avg = ema_[i].second;
+    const at::Tensor& now = live[i].second;
+    // Batch norm's running statistics are averaged too; its step counter is just copied.
+    if (avg.is_floating_point()) {
+      avg.mul_(decay).add_(now, 1 - decay);
+    } else {
+      avg.copy_(now);
+    }
+  }
 }
 
 namespace {
@@ -293,8 +320,8 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<Progress> {
   Trainer::EpochResult result_;
 };
 
-std::string ArchiveKey(const std::string& name) {
-  std::string k = "model:" + name;
+std::string ArchiveKey(const std::string& name, const std::string& prefix = "model:") {
+  std::string k = prefix + name;
   for (auto& c : k)
     if (c == '.') c = '/';  // archives reject dots in keys
   return k;
@@ -315,6 +342,7 @@ Napi::Value Trainer::TrainEpoch(const Napi::CallbackInfo& info) {
       cb = info[2].As<Napi::Function>();
     }
     data->CheckCompatible(model_->Spec(), model_->Classes());
+    if (ema_swapped_) throw std::runtime_error("the model holds the EMA weights: call swapEma() again before training");
     if (schedule_ && schedule_->Limit() >= 0) {
       int64_t steps = (data->Size() + o_.batchSize - 1) / o_.batchSize;
       int64_t first = schedule_->PerStep() ? step_ : epoch, last = schedule_->PerStep() ? step_ + steps - 1 : epoch;
@@ -337,10 +365,12 @@ Napi::Value Trainer::SaveState(const Napi::CallbackInfo& info) {
     std::string path = ArgString(info, 0, "path");
     std::string meta = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "";
     auto& opt = Optim();
+    if (ema_swapped_) throw std::runtime_error("the model holds the EMA weights: call swapEma() again before saving a checkpoint");
     model_->Acquire("save a checkpoint");
     try {
       torch::serialize::OutputArchive archive;
       for (const auto& [name, t] : StateDict(*model_->Net())) archive.write(ArchiveKey(name), t.detach().to(torch::kCPU));
+      for (const auto& [name, t] : ema_) archive.write(ArchiveKey(name, "ema:"), t.to(torch::kCPU));
       torch::serialize::OutputArchive opt_archive;
       opt.save(opt_archive);
       archive.write("optimizer", opt_archive);
@@ -398,8 +428,18 @@ Napi::Value Trainer::LoadState(const Napi::CallbackInfo& info) {
       }
       loaded.push_back(v);
     }
+    std::vector<at::Tensor> loaded_ema;
+    for (const auto& [name, t] : ema_) {
+      at::Tensor v;
+      if (!archive.try_read(ArchiveKey(name, "ema:"), v)) {
+        problems.push_back("missing the EMA of " + name + " (was it trained without EMA?)");
+      } else if (v.sizes() != t.sizes()) {
+        problems.push_back("EMA of " + name + ": checkpoint has " + ShapeString(v.sizes()) + ", model needs " + ShapeString(t.sizes()));
+      }
+      loaded_ema.push_back(v);
+    }
     if (!problems.empty()) {
-      std::string msg = "checkpoint '" + path + "' was written for another architecture:";
+      std::string msg = "checkpoint '" + path + "' does not fit this model and trainer:";
       for (const auto& p : problems) msg += "\n  " + p;
       throw std::runtime_error(msg);
     }
@@ -418,6 +458,8 @@ Napi::Value Trainer::LoadState(const Napi::CallbackInfo& info) {
       c10::IValue epoch;
       if (archive.try_read("epoch", epoch)) epoch_ = epoch.toInt();
       for (size_t i = 0; i < expected.size(); ++i) expected[i].second.copy_(loaded[i]);
+      for (size_t i = 0; i < ema_.size(); ++i) ema_[i].second.copy_(loaded_ema[i]);
+      ema_swapped_ = false;
       step_ = step.toInt();
     } catch (...) {
       model_->Release();
@@ -454,11 +496,36 @@ Napi::Value Trainer::Observe(const Napi::CallbackInfo& info) {
   });
 }
 
+// swapEma(): exchanges the model's weights with their moving average; a second call swaps back.
+Napi::Value Trainer::SwapEma(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Optim();
+    if (ema_.empty()) throw std::runtime_error("this trainer keeps no EMA (give emaDecay > 0)");
+    model_->Acquire("swap in the EMA weights");
+    try {
+      torch::NoGradGuard no_grad;
+      NamedTensors live = StateDict(*model_->Net());
+      for (size_t i = 0; i < ema_.size(); ++i) {
+        at::Tensor held = live[i].second.clone();
+        live[i].second.copy_(ema_[i].second);
+        ema_[i].second.copy_(held);
+      }
+    } catch (...) {
+      model_->Release();
+      throw;
+    }
+    model_->Release();
+    ema_swapped_ = !ema_swapped_;
+    return Napi::Boolean::New(info.Env(), ema_swapped_);
+  });
+}
+
 Napi::Value Trainer::Dispose(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     if (optimizer_ && model_ && !model_->Net().is_empty()) model_->Acquire("dispose the trainer");
     optimizer_.reset();
     schedule_.reset();
+    ema_.clear();
     if (model_ && !model_->Net().is_empty()) model_->Release();
     model_ref_.Reset();
     return info.Env().Undefined();

@@ -13,6 +13,7 @@
 #include "model.h"
 #include "optim.h"
 #include "schedule.h"
+#include "state_dict.h"
 
 namespace torchlet {
 
@@ -21,6 +22,8 @@ struct TrainOptions {
   std::optional<ScheduleOptions> schedule;
   std::string loss = "nll";
   double labelSmoothing = 0;
+  // Decay of the exponential moving average of the weights; 0 keeps none.
+  double emaDecay = 0;
   int64_t batchSize = 128;
   uint64_t seed = 42;
   AugmentOptions augment;
@@ -49,6 +52,10 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   Napi::Value GetLr(const Napi::CallbackInfo& info);
   Napi::Value Observe(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
+  Napi::Value SwapEma(const Napi::CallbackInfo& info);
+
+  // Folds the model's current state into the average, after each optimizer step.
+  void UpdateEma();
 
   // The schedule's index for the next step of `epoch`: the step count, or the epoch.
   int64_t ScheduleIndex(int64_t epoch) const { return schedule_ && schedule_->PerStep() ? step_ : epoch; }
@@ -63,6 +70,10 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
   std::unique_ptr<Schedule> schedule_;
   int64_t step_ = 0;
   int64_t epoch_ = 0;  // the epoch the next trainEpoch is expected to run, for `lr`
+  // The averaged state, entry for entry as StateDict(model); empty without EMA.
+  NamedTensors ema_;
+  // True while swapEma() has put the averaged weights into the model.
+  bool ema_swapped_ = false;
 };
 
 // oneCycleSchedule(options, steps): [lr[], momentum[]] for steps 0..steps-1, for tests.

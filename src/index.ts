@@ -30,6 +30,11 @@ export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT, AUGMENT_PRESETS, NORMALIZATIONS, METRICS, withNormalization, hasNormalization, isNormalizationName } from './recipe.js';
 export type { Recipe, OptimizerChoice, SchedulerChoice, EarlyStopping, Metric, AugmentPreset, NormalizationName, OptimizerName, SchedulerName } from './recipe.js';
 export { cuda, setThreads, getThreads } from './runtime.js';
+export { ConfigSchema, ConfigError, parseConfig, parseConfigText, readConfig, resolveConfig, prepareTraining } from './config.js';
+export type { TrainConfig, ResolvedConfig, PreparedTraining } from './config.js';
+export type { RunRecorder, OwnedRun, RunSink, RunStart } from './train.js';
+export { RunStore, openStore, RunNotFoundError, LeaseLostError, StoreError, DEFAULT_STORE, RUN_STATUSES } from './store/store.js';
+export type { Run, RunStatus, RunFilter, RunProgress, NewRun, Artifact, ArtifactInfo, BestMetric } from './store/store.js';
 export { stratifiedSplit, stratifiedIndices } from './split.js';
 export type { SplitOptions } from './split.js';
 export { releasedWeightsPath } from './weights.js';

@@ -65,3 +65,36 @@ export const DOCUMENTED_PARAMS: Record<ModelName, number> = { light: 4738, light
 export function isModelName(name: string): name is ModelName {
   return Object.hasOwn(models, name);
 }
+
+/** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU. */
+function bnBlock(inC: number, outC: number, kernel: number, padding = 0): Layer[] {
+  return [L.conv2d(inC, outC, kernel, { padding, bias: false }), L.batchNorm2d(outC), L.relu()];
+}
+
+/**
+ * The tiny family (issue 15): BN after every conv, one max-pool, an optional 1x1 squeeze,
+ * then 3x3 convs down to a small map, global average pooling and a 1x1 classifier, the
+ * layout of the best published sub-10k run. The first conv pads so that the edge strokes of
+ * 28x28 digits reach two 3x3 layers before the pool. `widths`: [padded 3x3, 3x3, (pool,
+ * squeeze,) 3x3 ...]; python/tiny_models.py builds the same from the same numbers.
+ */
+function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null): ModelSpec {
+  const [c1, c2, ...rest] = widths;
+  const body: Layer[] = [...bnBlock(1, c1, 3, 1), ...bnBlock(c1, c2, 3), L.maxPool2d(2)];
+  let prev = c2;
+  for (const [c, k] of [...(squeeze === null ? [] : [[squeeze, 1]]), ...rest.map((c) => [c, 3])] as [number, number][]) {
+    body.push(...bnBlock(prev, c, k));
+    prev = c;
+  }
+  return defineModel(name, [...body, L.adaptiveAvgPool2d(1), L.conv2d(prev, 10, 1), L.flatten(), L.logSoftmax()]);
+}
+
+/** 7,766 parameters: 28 -> 26 -> pool 13 -> squeeze -> 11 -> 9 -> 7 -> GAP. */
+export const tiny8k = tinyNet('tiny8k', [8, 16, 16, 16, 16], 10);
+/** 4,582 parameters: the same layout, narrower. */
+export const tiny5k = tinyNet('tiny5k', [8, 10, 12, 12, 12], 8);
+/** 1,790 parameters: no squeeze, two 3x3s after the pool (13 -> 11 -> 9). */
+export const tiny2k = tinyNet('tiny2k', [4, 8, 8, 10], null);
+
+/** The tiny family, trainable by name before their weights are released. */
+export const tinyModels = { tiny8k, tiny5k, tiny2k } as const;

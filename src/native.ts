@@ -96,6 +96,8 @@ export interface TrainerOptions {
   scheduler?: SchedulerOptions;
   loss?: 'nll' | 'cross_entropy';
   labelSmoothing?: number;
+  /** Keep an exponential moving average of the weights with this decay (0: none). */
+  emaDecay?: number;
   batchSize?: number;
   seed?: number;
   augment?: AugmentOptions;
@@ -144,6 +146,8 @@ export interface NativeTrainer {
   observe(metric: number): void;
   saveState(path: string, meta: string): void;
   loadState(path: string): string;
+  /** Exchanges the model's weights with their moving average; calling it again swaps back. Returns whether the average is now in the model. */
+  swapEma(): boolean;
   dispose(): void;
 }
 

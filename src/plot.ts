@@ -137,3 +137,27 @@ export function overallMetricsPng(rows: { name: string; accuracy: number; precis
     ],
   });
 }
+
+/** Test accuracy and loss per epoch of several runs, overlaid, one colour per run. */
+export function compareCurvesPng(runs: { label: string; records: EpochRecord[] }[], title: string): Promise<Buffer> {
+  const values = runs.flatMap((run) => run.records.map((r) => ({ run: run.label, epoch: r.epoch, loss: r.testLoss, accuracy: 100 * r.testAccuracy })));
+  const panel = (field: 'loss' | 'accuracy', label: string) =>
+    ({
+      width: 360,
+      height: 260,
+      title: label,
+      mark: { type: 'line', point: true },
+      encoding: {
+        x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
+        y: { field, type: 'quantitative', title: null, scale: { zero: false } },
+        color: { field: 'run', type: 'nominal', sort: runs.map((r) => r.label), title: null },
+      },
+    }) as const;
+  return renderPng({
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title,
+    config: CONFIG,
+    data: { values },
+    hconcat: [panel('loss', 'test loss'), panel('accuracy', 'test accuracy (%)')],
+  });
+}

@@ -80,6 +80,10 @@ export interface Recipe {
   normalize: NormalizationName | null;
   /** The augmentation applied with --aug. */
   augment: AugmentOptions;
+  /** Cross-entropy against (1 - s) one-hot + s uniform targets; 0: plain NLL. */
+  labelSmoothing: number;
+  /** Evaluate, keep as best and release an exponential moving average of the weights; null: the weights themselves. */
+  ema: { decay: number } | null;
 }
 
 export const REFERENCE_AUGMENT: AugmentOptions = {
@@ -145,6 +149,8 @@ export const REFERENCE_RECIPE: Recipe = {
   earlyStopping: null,
   normalize: null,
   augment: REFERENCE_AUGMENT,
+  labelSmoothing: 0,
+  ema: null,
 };
 
 /** Minimised or maximised: losses go down, accuracies up. */

@@ -7,6 +7,7 @@ import { native, type EpochStats, type NativeTrainer, type ProgressInfo } from '
 import type { Dataset } from './dataset.js';
 import type { Model } from './model.js';
 import { METRICS, REFERENCE_RECIPE, hasNormalization, metricMode, optimizerOptions, schedulerOptions, type Metric, type Recipe } from './recipe.js';
+import { getThreads } from './runtime.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -48,6 +49,43 @@ export interface TrainOptions extends Partial<Recipe> {
   onEpoch?: (record: EpochRecord) => void | Promise<void>;
   /** Called once after a resume with the epochs the checkpoint already holds. */
   onResume?: (history: EpochRecord[]) => void;
+  /** Record the run in a run store (see src/store): its config, every epoch, the best weights and the checkpoint. */
+  store?: RunSink;
+  /** The store's experiment and run name for this run. */
+  experiment?: string;
+  runName?: string;
+  /** The config to record (default: the model, aug and the resolved recipe). */
+  config?: Record<string, unknown>;
+  /** Record into a run that already exists (a worker's claimed run); its caller finishes it. */
+  recorder?: RunRecorder;
+}
+
+/** Receives each epoch of a recorded run. */
+export interface RunRecorder {
+  readonly runId: string;
+  /** After an epoch, once its checkpoint and (when the epoch is the best so far) the best weights are on disk. */
+  epoch(record: EpochRecord, files?: { checkpoint?: string; best?: string }): Promise<void>;
+}
+
+/** A run that train() started, and so also ends. */
+export interface OwnedRun extends RunRecorder {
+  finish(result: TrainResult): Promise<void>;
+  fail(error: unknown): Promise<void>;
+}
+
+export interface RunStart {
+  model: string;
+  params: number;
+  device: string;
+  threads: number;
+  config: Record<string, unknown>;
+  experiment?: string;
+  name?: string;
+}
+
+/** What train() needs of a run store. */
+export interface RunSink {
+  startRun(start: RunStart): Promise<OwnedRun>;
 }
 
 export interface TrainResult {
@@ -60,6 +98,8 @@ export interface TrainResult {
   final: EpochRecord;
   /** The epoch after which early stopping ended the run, if it did. */
   stoppedEarly?: number;
+  /** The run's id when it was recorded in a store. */
+  runId?: string;
 }
 
 interface CheckpointMeta {
@@ -83,6 +123,8 @@ export function resolveRecipe(options: Partial<Recipe>): Recipe {
   }
   if (!Number.isFinite(recipe.weightDecay) || recipe.weightDecay < 0) throw new RangeError(`weightDecay must be >= 0, got ${recipe.weightDecay}`);
   if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${recipe.seed}`);
+  if (!(recipe.labelSmoothing >= 0 && recipe.labelSmoothing < 1)) throw new RangeError(`labelSmoothing must be within [0, 1), got ${recipe.labelSmoothing}`);
+  if (recipe.ema !== null && !(recipe.ema.decay > 0 && recipe.ema.decay < 1)) throw new RangeError(`ema.decay must be within (0, 1), got ${recipe.ema.decay}`);
   const es = recipe.earlyStopping;
   if (es !== null) {
     if (!Number.isInteger(es.patience) || es.patience < 0) throw new RangeError(`earlyStopping.patience must be a non-negative integer, got ${es.patience}`);
@@ -97,7 +139,11 @@ export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainS
   return new (native().Trainer)(model.handle, {
     optimizer: optimizerOptions(recipe),
     scheduler: schedulerOptions(recipe, stepsPerEpoch),
-    loss: 'nll',
+    // The models end in log_softmax, which cross-entropy's own log_softmax leaves unchanged,
+    // so smoothing needs no change to the model.
+    loss: recipe.labelSmoothing > 0 ? 'cross_entropy' : 'nll',
+    labelSmoothing: recipe.labelSmoothing,
+    emaDecay: recipe.ema?.decay ?? 0,
     batchSize: recipe.batchSize,
     seed: recipe.seed,
     ...(aug && { augment: recipe.augment }),
@@ -139,11 +185,35 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
   const es = recipe.earlyStopping;
   const plateauMetric = recipe.scheduler.type === 'plateau' ? (recipe.scheduler.metric ?? (data.val ? 'valLoss' : 'trainLoss')) : undefined;
   if (plateauMetric?.startsWith('val') && !data.val) throw new RangeError(`the plateau schedule watches ${plateauMetric}, but there is no validation set`);
+  const owned =
+    options.recorder === undefined && options.store !== undefined
+      ? await options.store.startRun({
+          model: model.spec.name,
+          params: model.numParams(),
+          device: model.device,
+          threads: getThreads(),
+          config: options.config ?? { model: model.spec.name, aug, ...recipe },
+          ...(options.experiment !== undefined && { experiment: options.experiment }),
+          ...(options.runName !== undefined && { name: options.runName }),
+        })
+      : undefined;
+  const recorder = options.recorder ?? owned;
   // Restoring the best weights needs them somewhere: the best-weights file, or a scratch copy.
+  // A recorded run keeps its best weights and checkpoint in the store, so it needs both on disk.
   const restore = es !== null && es.restoreBest !== false;
-  const scratch = restore && options.bestPath === undefined ? mkdtempSync(join(tmpdir(), 'torchlet-best-')) : undefined;
+  const needScratch = (restore && options.bestPath === undefined) || (recorder !== undefined && (options.bestPath === undefined || options.checkpointPath === undefined));
+  const scratch = needScratch ? mkdtempSync(join(tmpdir(), 'torchlet-run-')) : undefined;
   const bestPath = options.bestPath ?? (scratch !== undefined ? join(scratch, 'best.pt') : undefined);
-  const trainer = createTrainer(model, recipe, aug, data.train.size);
+  const checkpointPath = options.checkpointPath ?? (recorder !== undefined && scratch !== undefined ? join(scratch, 'checkpoint.ckpt') : undefined);
+  let trainer: NativeTrainer;
+  try {
+    trainer = createTrainer(model, recipe, aug, data.train.size);
+  } catch (err) {
+    await owned?.fail(err).catch(() => undefined);
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+    throw err;
+  }
+  const ema = recipe.ema !== null;
   let history: EpochRecord[] = [];
   let best: TrainResult['best'] | null = null;
   // Keras's rule: stop after `patience` epochs in a row without improvement. It depends on
@@ -166,11 +236,14 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       best = saved && { ...saved, metric: saved.metric ?? (by === 'val' ? 'valAccuracy' : 'testAccuracy'), value: saved.value ?? saved.accuracy };
       if (restore && options.bestPath === undefined && best !== null) throw new Error(`cannot resume from '${options.resume}': restoring the best weights after a resume needs bestPath`);
       options.onResume?.(history);
+      if (owned !== undefined) for (const r of history) await owned.epoch(r);
     }
     const evalOpts = { batchSize: options.evalBatchSize ?? 1000 };
     for (let epoch = history.length; epoch < recipe.epochs && !stopped(); epoch++) {
       const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => options.onProgress?.(epoch, p));
       const start = performance.now();
+      // With EMA the averaged weights are the ones evaluated, kept as best and released.
+      if (ema) trainer.swapEma();
       const trainEval = options.skipTrainEval ? undefined : await model.evaluate(data.train, evalOpts);
       const testEval = await model.evaluate(data.test, evalOpts);
       const valEval = data.val ? await model.evaluate(data.val, evalOpts) : undefined;
@@ -188,24 +261,39 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
       };
       history.push(record);
       const value = metricOf(record, mon.metric);
-      if (best === null || (mon.mode === 'min' ? value < best.value - mon.minDelta : value > best.value + mon.minDelta)) {
+      const improved = best === null || (mon.mode === 'min' ? value < best.value - mon.minDelta : value > best.value + mon.minDelta);
+      if (improved) {
         best = { epoch: epoch + 1, accuracy: valEval ? valEval.accuracy : testEval.accuracy, by, metric: mon.metric, value };
         if (bestPath !== undefined) model.save(bestPath);
       }
+      if (ema) trainer.swapEma();
       if (plateauMetric !== undefined) trainer.observe(metricOf(record, plateauMetric));
-      if (options.checkpointPath !== undefined) {
+      if (checkpointPath !== undefined) {
         const meta: CheckpointMeta = { version: 1, epochsDone: epoch + 1, history, best, recipe: { ...recipe, aug } };
-        trainer.saveState(options.checkpointPath, JSON.stringify(meta));
+        trainer.saveState(checkpointPath, JSON.stringify(meta));
       }
+      await recorder?.epoch(record, { ...(checkpointPath !== undefined && { checkpoint: checkpointPath }), ...(improved && bestPath !== undefined && { best: bestPath }) });
       await options.onEpoch?.(record);
     }
+    if (ema) trainer.swapEma();
     const last = history.at(-1);
     if (restore && best !== null && bestPath !== undefined && last !== undefined && best.epoch !== last.epoch) model.load(bestPath);
+    const final = history.at(-1);
+    if (final === undefined || best === null) throw new Error('training ran no epochs');
+    const result: TrainResult = {
+      history,
+      best,
+      final,
+      ...(stopped() && history.length < recipe.epochs && { stoppedEarly: final.epoch }),
+      ...(recorder && { runId: recorder.runId }),
+    };
+    await owned?.finish(result);
+    return result;
+  } catch (err) {
+    await owned?.fail(err).catch(() => undefined);
+    throw err;
   } finally {
     trainer.dispose();
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
   }
-  const final = history.at(-1);
-  if (final === undefined || best === null) throw new Error('training ran no epochs');
-  return { history, best, final, ...(stopped() && history.length < recipe.epochs && { stoppedEarly: final.epoch }) };
 }

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Model, models } from '../src/index.js';
-import { cli, expectInputError, expectNoCrash } from './helpers/cli.js';
+import { RunStore } from '../src/store/store.js';
+import { CLI_STORE, cli, expectInputError, expectNoCrash } from './helpers/cli.js';
 import { missing } from './helpers/requires.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchlet-cli-train-'));
@@ -36,6 +37,42 @@ describe('torchlet train', () => {
     expect(readFileSync(join(logs, files[1]!), 'utf8')).toMatch(/epoch {2}2 \| train loss/);
     // The best weights are a loadable state_dict for the model.
     Model.fromFile(models.super_light, out).dispose();
+    // The run is in the store (TORCHLET_STORE), with its epochs and every artifact.
+    const id = /^run ([0-9a-f]{32}) recorded in /m.exec(r.stdout)?.[1];
+    expect(id, r.stdout).toBeDefined();
+    const store = await RunStore.open(CLI_STORE);
+    try {
+      const run = await store.getRun(id!);
+      expect(run).toMatchObject({ name: 'super_light-aug', experiment: 'default', status: 'finished' });
+      expect(run.config).toMatchObject({ model: 'super_light', aug: true, epochs: 2, trainLimit: 2000, out });
+      expect((await store.epochs(id!)).map((e) => e.epoch)).toEqual([1, 2]);
+      expect((await store.artifacts(id!)).map((a) => a.name)).toEqual(['best.pt', 'checkpoint.ckpt', 'curves.png', 'report.json', 'train.log']);
+      expect((await store.artifact(id!, 'best.pt'))!.data).toEqual(readFileSync(out));
+      expect((await store.artifact(id!, 'train.log'))!.data.toString()).toMatch(/epoch {2}2 \| train loss/);
+      const report = JSON.parse((await store.artifact(id!, 'report.json'))!.data.toString()) as { accuracy: number; confusionMatrix: number[][] };
+      expect(report.accuracy).toBe(run.best!.accuracy);
+      expect(report.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(10000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('records into --store under --experiment and --run-name, and not at all with --no-track', async () => {
+    const path = join(tmp, 'own-store', 'runs.db');
+    const args = ['train', '--epochs', '1', '--train-limit', '300', '--out', join(tmp, 'track.pt')];
+    const tracked = await cli([...args, '--store', path, '--experiment', 'exp-a', '--run-name', 'first']);
+    expect(tracked.code, tracked.stderr).toBe(0);
+    const untracked = await cli([...args, '--store', path, '--no-track']);
+    expect(untracked.code, untracked.stderr).toBe(0);
+    expect(untracked.stdout).not.toMatch(/recorded in/);
+    const store = await RunStore.open(path);
+    try {
+      const runs = await store.listRuns();
+      expect(runs.map((r) => [r.experiment, r.name, r.status])).toEqual([['exp-a', 'first', 'finished']]);
+    } finally {
+      await store.close();
+    }
+    expectInputError(await cli([...args, '--store', join(tmp, 'track.pt')]), /track\.pt' is not a torchlet run store: it is not an SQLite database/);
   });
 
   it('reads a YAML config and lets flags override it; --val-split chooses the best epoch by validation', async () => {

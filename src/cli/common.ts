@@ -1,6 +1,7 @@
 // Shared CLI plumbing: typed option parsers that reject bad values with exit code 2,
 // and one place that turns errors into messages.
 import { InvalidArgumentError } from 'commander';
+import { parseDataset as parseDatasetValue, type DatasetChoice } from '../config.js';
 import { Model } from '../model.js';
 import { models, type ModelName } from '../zoo/index.js';
 
@@ -73,11 +74,10 @@ export function message(err: unknown): string {
 }
 
 /** `--dataset`: 'mnist', 'fashion-mnist', or 'kaggle:DIR' (Kaggle's train.csv and test.csv in DIR). */
-export type DatasetChoice = { kind: 'mnist' | 'fashion-mnist' } | { kind: 'kaggle'; dir: string };
-
 export function parseDataset(value: string): DatasetChoice {
-  if (value === 'mnist' || value === 'fashion-mnist') return { kind: value };
-  const m = /^kaggle:(.+)$/.exec(value);
-  if (m?.[1] !== undefined) return { kind: 'kaggle', dir: m[1] };
-  throw new InvalidArgumentError(`--dataset must be 'mnist', 'fashion-mnist' or 'kaggle:DIR', got '${value}'`);
+  try {
+    return parseDatasetValue(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`--${message(err)}`);
+  }
 }

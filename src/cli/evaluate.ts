@@ -9,6 +9,7 @@ import { Dataset, loadKaggleCsv } from '../dataset.js';
 import { Ensemble, parseMember, readEnsembleFile, type EnsembleEntry, type Vote } from '../ensemble/index.js';
 import { classificationReport, confusionMatrix, formatReport, type ClassificationReport } from '../metrics.js';
 import { Model } from '../model.js';
+import { runWeights } from './run-weights.js';
 import { models, type ModelName } from '../zoo/index.js';
 import { classMetricsPng, confusionMatrixPng, overallMetricsPng } from '../plot.js';
 import { NORMALIZATIONS, withNormalization, type NormalizationName } from '../recipe.js';
@@ -69,9 +70,18 @@ export function registerEvaluate(program: Command): void {
   addScorerOptions(
     program
       .command('evaluate')
-      .description('score saved weights (or an ensemble) on the test set or a validation split: accuracy, per-class precision/recall/F1, a confusion matrix and charts'),
-  ).action(async (flags: EvaluateFlags) => {
-    await runEvaluate(flags);
+      .description('score saved weights (or an ensemble) on the test set or a validation split: accuracy, per-class precision/recall/F1, a confusion matrix and charts')
+      .option('--run <id>', 'score the best weights of a recorded run (and its model) instead of --weights')
+      .option('--store <url>', 'the run store of --run (default: TORCHLET_STORE or ./torchlet-runs/runs.db)'),
+  ).action(async (flags: EvaluateFlags & { run?: string; store?: string }) => {
+    if (flags.run === undefined) return runEvaluate(flags);
+    if (flags.weights !== undefined || flags.member !== undefined || flags.ensemble !== undefined) throw new InputError('give --run, or --weights / an ensemble, not both');
+    const fromRun = await runWeights(flags.run, flags.store, flags.model);
+    try {
+      await runEvaluate({ ...flags, model: fromRun.model, weights: fromRun.path });
+    } finally {
+      fromRun.dispose();
+    }
   });
 }
 

@@ -6,6 +6,8 @@ import { InputError, message } from './common.js';
 import { registerTrain } from './train.js';
 import { registerEvaluate } from './evaluate.js';
 import { registerPlot } from './plot.js';
+import { registerRuns } from './runs.js';
+import { registerWorker } from './worker.js';
 import { registerEnsemble } from './ensemble.js';
 import { registerSubmit } from './submit.js';
 import { registerPredict } from './predict.js';
@@ -21,6 +23,8 @@ const program = new Command('torchlet')
 registerTrain(program);
 registerEvaluate(program);
 registerPlot(program);
+registerRuns(program);
+registerWorker(program);
 registerEnsemble(program);
 registerSubmit(program);
 registerPredict(program);

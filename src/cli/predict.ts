@@ -10,6 +10,7 @@ import { releasedWeightsPath } from '../weights.js';
 import type { Vote } from '../ensemble/index.js';
 import { InputError, asInput, message, positiveInt } from './common.js';
 import { buildScorer, disposeScorer } from './evaluate.js';
+import { runWeights, type RunWeights } from './run-weights.js';
 
 const IMAGE_EXTENSIONS = new Set(['.png', '.jpg', '.jpeg', '.webp', '.gif']);
 const CLASSES = 10;
@@ -20,6 +21,8 @@ interface PredictFlags {
   ensemble?: string;
   vote?: Vote;
   weights?: string;
+  run?: string;
+  store?: string;
   json?: boolean;
   top: number;
   device: string;
@@ -49,6 +52,8 @@ export function registerPredict(program: Command): void {
     .argument('<images...>', 'image files, or folders whose images (by extension, recursively) are all classified')
     .addOption(new Option('--model <name>', 'architecture').choices(Object.keys(models)).default('super_light'))
     .option('--weights <file>', "a state_dict for --model (default: the model's released weights, shipped with torchlet)")
+    .option('--run <id>', "the best weights of a recorded run (and its model) instead of --weights")
+    .option('--store <url>', 'the run store of --run (default: TORCHLET_STORE or ./torchlet-runs/runs.db)')
     .option('--member <model=weights>', 'classify by an ensemble: a member MODEL=WEIGHTS[@NORMALISATION] (repeat for each)', (v: string, acc: string[] = []) => [...acc, v])
     .option('--ensemble <file>', 'classify by an ensemble described in YAML or JSON')
     .addOption(new Option('--vote <kind>', "ensemble vote: 'hard' (default) or 'soft'").choices(['hard', 'soft']))
@@ -102,8 +107,23 @@ export function expandInputs(inputs: string[]): string[] {
   return files;
 }
 
-async function runPredict(inputs: string[], flags: PredictFlags): Promise<void> {
+async function runPredict(inputs: string[], given: PredictFlags): Promise<void> {
   const files = expandInputs(inputs);
+  let fromRun: RunWeights | undefined;
+  if (given.run !== undefined) {
+    if (given.weights !== undefined || given.member !== undefined || given.ensemble !== undefined) {
+      throw new InputError('give --run, or --weights / an ensemble, not both');
+    }
+    fromRun = await runWeights(given.run, given.store, undefined);
+  }
+  try {
+    await classifyFiles(files, fromRun ? { ...given, model: fromRun.model, weights: fromRun.path } : given);
+  } finally {
+    fromRun?.dispose();
+  }
+}
+
+async function classifyFiles(files: string[], flags: PredictFlags): Promise<void> {
   const byEnsemble = (flags.member ?? []).length > 0 || flags.ensemble !== undefined;
   if (!byEnsemble && flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
   // An ensemble replaces --model/--weights (whose default here is the model's released weights).

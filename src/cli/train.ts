@@ -1,154 +1,30 @@
 // `torchlet train`: the reference recipe from the command line.
 import { mkdirSync, readFileSync } from 'node:fs';
-import { dirname, extname } from 'node:path';
+import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
-import { parse as parseYaml } from 'yaml';
-import { z } from 'zod';
-import { Model } from '../model.js';
-import { Dataset, loadKaggleCsv, loadMnist } from '../dataset.js';
-import { isModelName, models, type ModelName } from '../zoo/index.js';
 import {
-  AUGMENT_PRESETS,
-  METRICS,
-  NORMALIZATIONS,
-  REFERENCE_RECIPE,
-  withNormalization,
-  type AugmentPreset,
-  type EarlyStopping,
-  type NormalizationName,
-  type OptimizerChoice,
-  type SchedulerChoice,
-} from '../recipe.js';
-import type { AugmentOptions } from '../native.js';
-import { stratifiedSplit } from '../split.js';
-import { getThreads, setThreads } from '../runtime.js';
-import { resolveRecipe, train, type EpochRecord } from '../train.js';
+  AUGMENT_NAMES,
+  ConfigError,
+  ConfigSchema,
+  choiceObject,
+  NORMALIZATION_NAMES,
+  OPTIMIZERS,
+  SCHEDULERS,
+  parseConfig,
+  prepareTraining,
+  readConfig,
+  resolveConfig,
+  type PreparedTraining,
+  type TrainConfig,
+} from '../config.js';
+import { models } from '../zoo/index.js';
+import { METRICS, REFERENCE_RECIPE, type EarlyStopping, type OptimizerChoice, type SchedulerChoice } from '../recipe.js';
+import { getThreads } from '../runtime.js';
+import { train, type EpochRecord } from '../train.js';
 import { RunLog, formatEpoch, logDir } from '../training-log.js';
-import { InputError, asInput, message, parseDataset, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
-
-const OPTIMIZERS = ['adam', 'adamw', 'sgd', 'rmsprop'] as const;
-const SCHEDULERS = ['onecycle', 'constant', 'step', 'multistep', 'exponential', 'cosine', 'plateau'] as const;
-const NORMALIZATION_NAMES = Object.keys(NORMALIZATIONS) as [NormalizationName, ...NormalizationName[]];
-const AUGMENT_NAMES = Object.keys(AUGMENT_PRESETS) as [AugmentPreset, ...AugmentPreset[]];
-const num = z.number();
-const int = z.number().int();
-const range = z.union([num, z.tuple([num, num])]);
-
-const OptimizerSchema = z.union([
-  z.enum(OPTIMIZERS),
-  z
-    .object({
-      type: z.enum(OPTIMIZERS),
-      betas: z.tuple([num, num]),
-      eps: num.nonnegative(),
-      amsgrad: z.boolean(),
-      momentum: num.nonnegative(),
-      dampening: num,
-      nesterov: z.boolean(),
-      alpha: num.nonnegative(),
-      centered: z.boolean(),
-    })
-    .partial()
-    .required({ type: true })
-    .strict(),
-]);
-
-// Each schedule's own options are checked natively, with PyTorch's rules and messages.
-const SchedulerSchema = z.union([
-  z.enum(SCHEDULERS),
-  z
-    .object({
-      type: z.enum(SCHEDULERS),
-      interval: z.enum(['step', 'epoch']),
-      factor: num,
-      totalIters: int,
-      stepSize: int,
-      gamma: num,
-      milestones: z.array(int),
-      tMax: int,
-      etaMin: num,
-      mode: z.enum(['min', 'max']),
-      metric: z.enum(METRICS),
-      patience: int,
-      threshold: num,
-      thresholdMode: z.enum(['rel', 'abs']),
-      cooldown: int,
-      minLr: num,
-      eps: num,
-    })
-    .partial()
-    .required({ type: true })
-    .strict(),
-]);
-
-const EarlyStoppingSchema = z
-  .object({ metric: z.enum(METRICS), mode: z.enum(['min', 'max']), patience: int.nonnegative(), minDelta: num.nonnegative(), restoreBest: z.boolean() })
-  .partial()
-  .required({ patience: true })
-  .strict();
-
-const AugmentSchema = z.union([
-  z.enum(AUGMENT_NAMES),
-  z
-    .object({
-      degrees: num,
-      translate: range,
-      scale: z.tuple([num, num]),
-      shear: range,
-      shearY: range,
-      distortion: num,
-      perspectiveP: num,
-      interpolation: z.enum(['bilinear', 'nearest']),
-    })
-    .partial()
-    .strict(),
-]);
-
-const ConfigSchema = z
-  .object({
-    /** Free text, for the projects' config files. */
-    description: z.string(),
-    model: z.string(),
-    aug: z.boolean(),
-    augment: AugmentSchema,
-    epochs: z.number().int().positive(),
-    batchSize: z.number().int().positive(),
-    lr: z.number().positive(),
-    maxLr: z.number().positive(),
-    weightDecay: z.number().nonnegative(),
-    optimizer: OptimizerSchema,
-    scheduler: SchedulerSchema,
-    earlyStopping: EarlyStoppingSchema,
-    normalize: z.enum(NORMALIZATION_NAMES),
-    seed: z.number().int().nonnegative(),
-    device: z.string(),
-    threads: z.number().int().positive(),
-    dataDir: z.string(),
-    dataset: z.string().regex(/^(mnist|fashion-mnist|kaggle:.+)$/, "must be 'mnist', 'fashion-mnist' or 'kaggle:DIR'"),
-    out: z.string(),
-    valSplit: z.number().nonnegative(),
-    trainLimit: z.number().int().positive(),
-  })
-  .partial()
-  .strict();
-
-export type TrainConfig = z.infer<typeof ConfigSchema>;
-
-export function readConfig(path: string): TrainConfig {
-  const text = asInput(`cannot read config '${path}'`, () => readFileSync(path, 'utf8'));
-  const ext = extname(path).toLowerCase();
-  if (!['.json', '.yaml', '.yml'].includes(ext)) throw new InputError(`config '${path}' must be .json, .yaml or .yml`);
-  const raw: unknown = asInput(`config '${path}' is not valid ${ext === '.json' ? 'JSON' : 'YAML'}`, () =>
-    ext === '.json' ? JSON.parse(text) : parseYaml(text),
-  );
-  const parsed = ConfigSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`).join('; ');
-    throw new InputError(`config '${path}' is invalid: ${issues}`);
-  }
-  return parsed.data;
-}
+import type { RunStore } from '../store/store.js';
+import { InputError, message, parseDataset, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
 function progressReporter(model: string, epochs: number) {
   if (!process.stderr.isTTY || process.env.CI) return { update: () => undefined, done: () => undefined };
@@ -211,6 +87,8 @@ export function registerTrain(program: Command): void {
     .option('--min-delta <x>', 'early stopping: the least change that counts as improvement (default 0)', nonNegativeNumber('--min-delta'))
     .option('--no-restore-best', 'early stopping: keep the last epoch\'s weights instead of the best')
     .addOption(new Option('--normalize <preset>', "input normalisation: 'mnist' mean/std (default), 'minus1-1' or '0-1'").choices(NORMALIZATION_NAMES))
+    .option('--label-smoothing <x>', 'cross-entropy against smoothed targets, e.g. 0.05 (default 0)', nonNegativeNumber('--label-smoothing'))
+    .option('--ema-decay <x>', 'evaluate, keep and release an exponential moving average of the weights, e.g. 0.999', positiveNumber('--ema-decay'))
     .option('--seed <n>', `random seed (default ${REFERENCE_RECIPE.seed})`, nonNegativeInt('--seed'))
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto' (default 'auto')")
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', positiveInt('--threads'))
@@ -221,6 +99,10 @@ export function registerTrain(program: Command): void {
     .option('--train-limit <n>', 'train on the first N images only (quick experiments)', positiveInt('--train-limit'))
     .option('--resume <file>', 'continue from a .ckpt written by an earlier run with the same options')
     .option('--config <file>', 'read options from a .yaml or .json file; flags given on the command line win')
+    .option('--no-track', 'do not record the run in the run store')
+    .option('--store <url>', "run store: an SQLite file or postgres://... (default: TORCHLET_STORE or ./torchlet-runs/runs.db)")
+    .option('--experiment <name>', "the run's experiment in the store (default 'default')")
+    .option('--run-name <name>', "the run's name in the store (default: <model>-<aug|noaug>)")
     .action(async (_opts: unknown, cmd: Command) => {
       await runTrain(cmd);
     });
@@ -236,9 +118,14 @@ function intList(name: string) {
 
 type Flags = Omit<TrainConfig, 'optimizer' | 'scheduler'> & {
   optimizer?: OptimizerChoice['type'];
+  emaDecay?: number;
   scheduler?: SchedulerChoice['type'];
   config?: string;
   resume?: string;
+  track: boolean;
+  store?: string;
+  experiment?: string;
+  runName?: string;
   momentum?: number;
   nesterov?: boolean;
   lrInterval?: 'step' | 'epoch';
@@ -255,11 +142,6 @@ type Flags = Omit<TrainConfig, 'optimizer' | 'scheduler'> & {
   restoreBest?: boolean;
 };
 
-function omit<T extends object, K extends keyof T>(o: T, keys: K[]): Omit<T, K> {
-  return Object.fromEntries(Object.entries(o).filter(([k]) => !keys.includes(k as K))) as Omit<T, K>;
-}
-
-const asObject = <T extends { type: string }>(v: T | T['type'] | undefined): T | undefined => (typeof v === 'string' ? ({ type: v } as T) : v);
 const defined = <T extends object>(o: T): Partial<T> => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 
 /** Merges the recipe flags into the config file's optimizer, scheduler and early stopping. */
@@ -268,13 +150,13 @@ function recipeFromFlags(file: TrainConfig, cli: Partial<Flags>): { optimizer?: 
   // A type changed on the command line starts from that type's defaults.
   const base = <T extends { type: string }>(fromFile: T | undefined, type: string | undefined): T | undefined =>
     fromFile && (type === undefined || type === fromFile.type) ? fromFile : undefined;
-  const fileOptimizer = asObject(file.optimizer);
+  const fileOptimizer = choiceObject<OptimizerChoice>(file.optimizer);
   const optFlags = defined({ momentum: cli.momentum, nesterov: cli.nesterov });
   const optimizer = { ...(base(fileOptimizer, cli.optimizer) ?? { type: cli.optimizer ?? fileOptimizer?.type ?? REFERENCE_RECIPE.optimizer.type }), ...optFlags };
   if (fileOptimizer !== undefined || cli.optimizer !== undefined || Object.keys(optFlags).length > 0) {
     out.optimizer = { ...optimizer, ...(cli.optimizer !== undefined && { type: cli.optimizer }) } as OptimizerChoice;
   }
-  const fileScheduler = asObject(file.scheduler);
+  const fileScheduler = choiceObject<SchedulerChoice>(file.scheduler as SchedulerChoice | SchedulerChoice['type'] | undefined);
   const schedFlags = defined({
     interval: cli.lrInterval,
     stepSize: cli.stepSize,
@@ -298,65 +180,64 @@ function recipeFromFlags(file: TrainConfig, cli: Partial<Flags>): { optimizer?: 
   return out;
 }
 
-function augmentFrom(value: TrainConfig['augment']): AugmentOptions | undefined {
-  if (value === undefined) return undefined;
-  return typeof value === 'string' ? AUGMENT_PRESETS[value] : (value as AugmentOptions);
+/** The options in --config's schema: the file's, with the flags given on the command line merged in. */
+function configFrom(cmd: Command): { flags: Flags; config: TrainConfig } {
+  const flags = cmd.opts<Flags>();
+  const fromFile = flags.config !== undefined ? configInput(readConfig, flags.config) : {};
+  // Flags given on the command line beat the config file, which beats the recipe.
+  const cli: Partial<Flags> = Object.fromEntries(Object.entries(flags).filter(([key]) => cmd.getOptionValueSource(key) === 'cli'));
+  const keys = Object.keys(ConfigSchema.shape);
+  const plain = Object.fromEntries(Object.entries(cli).filter(([key]) => keys.includes(key) && !['optimizer', 'scheduler', 'augment'].includes(key)));
+  // The recipe's nested parts (optimizer, scheduler, early stopping) merge flag by flag.
+  const augment = cli.augment ?? fromFile.augment;
+  const merged = {
+    ...fromFile,
+    ...plain,
+    ...recipeFromFlags(fromFile, cli),
+    ...(augment !== undefined && { augment }),
+    ...(cli.emaDecay !== undefined && { ema: { decay: cli.emaDecay } }),
+  };
+  return { flags, config: configInput((raw) => parseConfig(raw, 'the training options'), merged) };
+}
+
+function configInput<A, T>(fn: (arg: A) => T, arg: A): T {
+  try {
+    return fn(arg);
+  } catch (err) {
+    throw err instanceof ConfigError ? new InputError(err.message) : err;
+  }
+}
+
+/** A resolved option that does not work names its flag: "bad --val-split: ...". */
+function flagError(err: unknown): unknown {
+  if (!(err instanceof ConfigError)) return err;
+  const [issue, ...more] = err.issues;
+  if (issue === undefined || more.length > 0 || issue.field.startsWith('(')) return new InputError(err.message);
+  return new InputError(`bad --${issue.field.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${issue.message}`);
 }
 
 async function runTrain(cmd: Command): Promise<void> {
-  const flags = cmd.opts<Flags>();
-  const fromFile = flags.config !== undefined ? readConfig(flags.config) : {};
-  // Flags given on the command line beat the config file, which beats the recipe.
-  const cli: Partial<Flags> = Object.fromEntries(Object.entries(flags).filter(([key]) => cmd.getOptionValueSource(key) === 'cli'));
-  // The recipe's nested parts (optimizer, scheduler, early stopping, augmentation) are merged apart.
-  const cfg = omit({ ...fromFile, ...cli }, ['optimizer', 'scheduler', 'earlyStopping', 'augment']);
-  const modelName = cfg.model ?? 'super_light';
-  if (!isModelName(modelName)) throw new InputError(`unknown model '${modelName}' (choose one of ${Object.keys(models).join(', ')})`);
-  const augment = augmentFrom(cli.augment ?? fromFile.augment);
-  const aug = cfg.aug ?? augment !== undefined;
-  const recipe = asInput('bad training options', () =>
-    resolveRecipe({
-      ...cfg,
-      ...recipeFromFlags(fromFile, cli),
-      ...(augment && { augment }),
-      ...(cfg.normalize !== undefined && { normalize: cfg.normalize }),
-    }),
-  );
-  if (cfg.threads !== undefined) setThreads(cfg.threads);
-
-  const dataset = asInput('bad dataset', () => parseDataset(cfg.dataset ?? 'mnist'));
-  let trainSet: Dataset;
-  let testSet: Dataset;
-  let valSet: Dataset | undefined;
-  if (dataset.kind === 'kaggle') {
-    // Kaggle keeps test.csv's labels, so a stratified split of train.csv stands in as the test set.
-    const kaggle = await loadKaggleCsv(dataset.dir, { ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }) });
-    kaggle.test?.dispose();
-    const split = asInput('bad --val-split', () => stratifiedSplit(kaggle.train, { size: cfg.valSplit ?? 0.1, seed: recipe.seed }));
-    kaggle.train.dispose();
-    trainSet = split.train;
-    testSet = split.val;
-  } else {
-    const data = await loadMnist({
-      dataset: dataset.kind,
-      ...(cfg.dataDir !== undefined && { dataDir: cfg.dataDir }),
-      ...(cfg.trainLimit !== undefined && { trainLimit: cfg.trainLimit }),
-    });
-    trainSet = data.train;
-    testSet = data.test;
-    if (cfg.valSplit !== undefined && cfg.valSplit > 0) {
-      const split = asInput('bad --val-split', () => stratifiedSplit(data.train, { size: cfg.valSplit ?? 0, seed: recipe.seed }));
-      data.train.dispose();
-      trainSet = split.train;
-      valSet = split.val;
-    }
+  const { flags, config: given } = configFrom(cmd);
+  let resolved: ReturnType<typeof resolveConfig>;
+  let prepared: PreparedTraining;
+  try {
+    resolved = resolveConfig(given, 'the training options', models);
+    prepared = await prepareTraining(resolved.config, resolved.recipe, 'the training options', models);
+  } catch (err) {
+    throw flagError(err);
   }
-
-  const spec = recipe.normalize !== null ? withNormalization(models[modelName as ModelName], recipe.normalize) : models[modelName as ModelName];
-  const model = asInput('bad --device', () => new Model(spec, { device: cfg.device ?? 'auto', seed: recipe.seed }));
+  const { config: cfg, recipe } = resolved;
+  const { model } = prepared;
+  const { train: trainSet, test: testSet, val: valSet } = prepared.data;
+  const modelName = cfg.model;
+  const aug = cfg.aug;
   const out = cfg.out ?? `runs/${modelName}-${aug ? 'aug' : 'noaug'}.pt`;
   const checkpointPath = out.replace(/\.pt$/, '') + '.ckpt';
   mkdirSync(dirname(out), { recursive: true });
+  let store: RunStore | undefined;
+  // The store's modules (SQL drivers, Kysely) load only for a tracked run, keeping the other commands quick to start.
+  const tracking = flags.track ? await import('../store/index.js') : undefined;
+  if (tracking) store = await tracking.openStore(flags.store).catch((err: unknown) => Promise.reject(new InputError(message(err))));
   const log = new RunLog(logDir(), { model: modelName, aug, params: model.numParams(), device: model.device, threads: getThreads(), recipe });
   const bar = progressReporter(modelName, recipe.epochs);
   process.stderr.write(
@@ -382,6 +263,13 @@ async function runTrain(cmd: Command): Promise<void> {
         onProgress: (epoch, p) => bar.update(epoch, p.step, p.steps, p.loss, p.accuracy),
         onEpoch,
         onResume: (history) => history.forEach((r) => log.epoch(r)),
+        ...(store && {
+          store,
+          // The run's config in the schema of --config, so that it can be trained again.
+          config: { ...given, model: modelName, aug, epochs: recipe.epochs, seed: recipe.seed, threads: getThreads() },
+          ...(flags.experiment !== undefined && { experiment: flags.experiment }),
+          runName: flags.runName ?? `${modelName}-${aug ? 'aug' : 'noaug'}`,
+        }),
       },
     );
     const stopped = result.stoppedEarly !== undefined ? `early stopping ended the run after epoch ${result.stoppedEarly}; ` : '';
@@ -390,11 +278,17 @@ async function runTrain(cmd: Command): Promise<void> {
         `${result.best.metric.endsWith('Accuracy') ? '' : ` (${result.best.metric} ${result.best.value.toFixed(4)})`}\n` +
         `best weights: ${out}\ncheckpoint: ${checkpointPath}\n`,
     );
+    if (store && tracking && result.runId !== undefined) {
+      await store.putArtifact(result.runId, 'train.log', readFileSync(log.logPath));
+      await tracking.recordEvaluation(store, result.runId, model, out, testSet, cfg.dataset);
+      process.stdout.write(`run ${result.runId} recorded in ${store.location}\n`);
+    }
   } catch (err) {
     bar.done();
     if (message(err).startsWith('cannot resume') || err instanceof RangeError) throw new InputError(message(err));
     throw err;
   } finally {
-    model.dispose();
+    prepared.dispose();
+    await store?.close();
   }
 }

@@ -1,7 +1,11 @@
 // The serving soak: 20,000 good requests (MNIST PNGs and dark-on-light photos, single and
 // batch, JSON pixels) from 8 clients against a real `torchlet serve` process, sampling its
 // RSS every 1,000 requests. Memory leaked per request (a tensor, a buffer, a listener)
-// would show as steady growth; allocator and GC noise only as bounded wobble.
+// would show as steady growth; allocator noise only as bounded wobble. Each sample follows a
+// forced full GC (tests/helpers/gc-on-signal.cjs): without it V8's heap sawtooth (90 MiB
+// of not-yet-swept garbage, then a drop) swamps both measures.
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
 import { rssSlope } from '../helpers/soak.js';
 import { darkOnLightPng, mnistDigits, mnistPng, multipart, serverRss, spawnServer } from '../serve/helpers.js';
@@ -19,7 +23,15 @@ describe('serving soak', () => {
     const digits = await mnistDigits([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     const photos = await Promise.all(digits.slice(0, 4).map((d) => darkOnLightPng(d, 200)));
     const form = multipart(digits.slice(0, 4).map((d, i) => ({ name: 'file', filename: `${i}.png`, type: 'image/png', data: mnistPng(d) })));
-    const { url, child, result } = await spawnServer(['--models', 'super_light,light', '--rate-limit', '0']);
+    const gcOnSignal = join(import.meta.dirname, '..', 'helpers', 'gc-on-signal.cjs');
+    const { url, child, result } = await spawnServer(['--models', 'super_light,light', '--rate-limit', '0'], {
+      NODE_OPTIONS: `--expose-gc --require ${gcOnSignal}`,
+    });
+    const sampleRss = async (): Promise<number> => {
+      child.kill('SIGUSR2');
+      await sleep(300);
+      return serverRss(url);
+    };
     const requests = [
       (i: number) => ({ path: '/predict', type: 'image/png', body: mnistPng(digits[i % 10]!), digit: digits[i % 10]!.label }),
       (i: number) => ({ path: '/predict?model=light', type: 'image/png', body: photos[i % 4]!, digit: digits[i % 4]!.label }),
@@ -40,7 +52,7 @@ describe('serving soak', () => {
           if (r.status !== 200 || (req.digit >= 0 && json.digit !== req.digit) || (req.digit < 0 && json.count !== 4)) {
             wrong.push(`request ${i} ${req.path}: ${r.status} ${JSON.stringify(json).slice(0, 200)}`);
           }
-          if ((i + 1) % SAMPLE_EVERY === 0) rss.push(await serverRss(url));
+          if ((i + 1) % SAMPLE_EVERY === 0) rss.push(await sampleRss());
         }
       };
       await Promise.all(Array.from({ length: CLIENTS }, client));

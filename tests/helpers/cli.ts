@@ -18,11 +18,12 @@ export interface CliResult {
   stderr: string;
 }
 
-/** Logs of CLI runs go here, never into the repository. */
+/** Logs and the run store of CLI runs go here, never into the repository. */
 const logDir = mkdtempSync(join(tmpdir(), 'torchlet-faults-logs-'));
+export const CLI_STORE = join(logDir, 'runs.db');
 
 export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
-  return { ...process.env, CI: '1', TORCHLET_LOG_DIR: logDir, TORCHLET_DEBUG: '', ...extra };
+  return { ...process.env, CI: '1', TORCHLET_LOG_DIR: logDir, TORCHLET_STORE: CLI_STORE, TORCHLET_DEBUG: '', ...extra };
 }
 
 /** Starts `torchlet <args>` through tsx, as `npm run train` would. */

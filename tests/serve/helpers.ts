@@ -76,8 +76,8 @@ export function multipart(parts: { name: string; filename?: string; type?: strin
 }
 
 /** `torchlet serve` in a child process on a free port; resolves once it is listening. */
-export async function spawnServer(args: string[]): Promise<{ url: string; child: ChildProcess; result: Promise<CliResult> }> {
-  const child = spawnCli(['serve', '--port', '0', '--log-level', 'error', ...args]);
+export async function spawnServer(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ url: string; child: ChildProcess; result: Promise<CliResult> }> {
+  const child = spawnCli(['serve', '--port', '0', '--log-level', 'error', ...args], env);
   const result = finished(child);
   const url = await new Promise<string>((resolve, reject) => {
     let out = '';

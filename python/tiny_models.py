@@ -1,0 +1,62 @@
+"""PyTorch twins of torchlet's tiny models (src/models.ts: tiny8k, tiny5k, tiny2k).
+
+Built layer for layer in the same order, so the flat state_dict keys match the ones
+torchlet saves. Convolutions followed by batch norm have no bias (the norm's shift takes
+its place); the classifier is a 1x1 convolution after global average pooling; the output
+is log-probabilities. Inputs are normalised like the reference models
+(``torchlet_models.normalise``)::
+
+    import torch
+    from tiny_models import MODELS
+    from torchlet_models import normalise
+
+    model = MODELS["tiny8k"]()
+    model.load_state_dict(torch.load("weights/tiny8k.pt", map_location="cpu"), strict=True)
+    model.eval()
+
+Running this file prints each model's parameter count and state_dict shapes as JSON
+(``tests/tiny.test.ts`` compares them with torchlet's).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Callable, Dict, List
+
+from torch import nn
+
+
+def _bn_block(in_c: int, out_c: int, kernel: int, padding: int = 0) -> List[nn.Module]:
+    return [nn.Conv2d(in_c, out_c, kernel, padding=padding, bias=False), nn.BatchNorm2d(out_c), nn.ReLU()]
+
+
+def _tiny(widths: List[int], squeeze: int | None) -> nn.Sequential:
+    """widths: [c1, c2, c3, ...]: c1 padded 3x3, c2 3x3, max-pool, (1x1 squeeze), then 3x3s."""
+    c1, c2, *rest = widths
+    layers: List[nn.Module] = [*_bn_block(1, c1, 3, 1), *_bn_block(c1, c2, 3), nn.MaxPool2d(2)]
+    prev = c2
+    if squeeze is not None:
+        layers += _bn_block(prev, squeeze, 1)
+        prev = squeeze
+    for c in rest:
+        layers += _bn_block(prev, c, 3)
+        prev = c
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(prev, 10, 1), nn.Flatten(), nn.LogSoftmax(dim=1)]
+    return nn.Sequential(*layers)
+
+
+MODELS: Dict[str, Callable[[], nn.Sequential]] = {
+    "tiny8k": lambda: _tiny([8, 16, 16, 16, 16], squeeze=10),
+    "tiny5k": lambda: _tiny([8, 10, 12, 12, 12], squeeze=8),
+    "tiny2k": lambda: _tiny([4, 8, 8, 10], squeeze=None),
+}
+
+if __name__ == "__main__":
+    out = {}
+    for name, factory in MODELS.items():
+        model = factory()
+        out[name] = {
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
+            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
+        }
+    print(json.dumps(out))

@@ -1,0 +1,101 @@
+// Issue 15's protocol for the tiny models, in two phases that never mix:
+//   search: train on 50,000 training images and score the other 10,000 (a stratified split,
+//           seed 0) after every epoch; the test set is not loaded. Decisions come from here.
+//   final:  train the chosen recipe on all 60,000 training images, one run per seed, and
+//           score the test set; the figure is the LAST epoch's test accuracy.
+// Every epoch of every run is appended to training-logs/tiny/<phase>-<model>-<recipe>-s<seed>.jsonl
+// (the first line is the run's settings), and the final runs' weights go to runs/tiny/.
+//
+//   npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,adamw-ref [--epochs 15] [--seed 0]
+//   npx tsx scripts/tiny.ts final --model tiny8k --recipe sgd-ls-ema --seeds 1,2,3,4,5
+import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { AUGMENT_PRESETS, countParams, loadMnist, Model, stratifiedSplit, train, type Dataset, type TrainOptions } from '../src/index.js';
+import { tinyModels } from '../src/models.js';
+
+/** The recipes compared on the validation split; each is written out in full in every log. */
+const RECIPES: Record<string, TrainOptions> = {
+  // The best published sub-10k recipe (SGD, OneCycle at max_lr 0.1, small batches,
+  // ±10 degree rotation) plus light label smoothing and a weight EMA.
+  'sgd-ls-ema': {
+    batchSize: 64,
+    optimizer: { type: 'sgd', momentum: 0.9, nesterov: true },
+    maxLr: 0.1,
+    weightDecay: 5e-4,
+    labelSmoothing: 0.05,
+    ema: { decay: 0.999 },
+    aug: true,
+    augment: AUGMENT_PRESETS['rotate-translate'],
+  },
+  // The same without label smoothing and EMA: what the two levers add.
+  'sgd-plain': {
+    batchSize: 64,
+    optimizer: { type: 'sgd', momentum: 0.9, nesterov: true },
+    maxLr: 0.1,
+    weightDecay: 5e-4,
+    aug: true,
+    augment: AUGMENT_PRESETS['rotate-translate'],
+  },
+  // The reference recipe (AdamW + OneCycle at 0.01, batch 128, the reference augmentation).
+  'adamw-ref': { aug: true },
+};
+
+const { positionals, values } = parseArgs({
+  allowPositionals: true,
+  options: {
+    model: { type: 'string', default: 'tiny8k' },
+    recipes: { type: 'string', default: 'sgd-ls-ema' },
+    recipe: { type: 'string', default: 'sgd-ls-ema' },
+    epochs: { type: 'string', default: '15' },
+    seed: { type: 'string', default: '0' },
+    seeds: { type: 'string', default: '1,2,3,4,5' },
+  },
+});
+const phase = positionals[0];
+if (phase !== 'search' && phase !== 'final') throw new Error("usage: scripts/tiny.ts search|final [--model M] [--recipes A,B | --recipe A --seeds 1,2]");
+const name = values.model;
+if (!Object.hasOwn(tinyModels, name)) throw new Error(`--model must be one of ${Object.keys(tinyModels).join(', ')}`);
+const spec = tinyModels[name as keyof typeof tinyModels];
+const epochs = Number(values.epochs);
+const recipeOf = (r: string): TrainOptions => {
+  const recipe = RECIPES[r];
+  if (!recipe) throw new Error(`unknown recipe '${r}' (have ${Object.keys(RECIPES).join(', ')})`);
+  return recipe;
+};
+const logDir = join('training-logs', 'tiny');
+mkdirSync(logDir, { recursive: true });
+mkdirSync(join('runs', 'tiny'), { recursive: true });
+
+async function run(data: { train: Dataset; test: Dataset }, recipe: string, seed: number, weights?: string): Promise<number> {
+  const log = join(logDir, `${phase}-${name}-${recipe}-s${seed}.jsonl`);
+  const options: TrainOptions = { ...recipeOf(recipe), epochs, seed, skipTrainEval: true };
+  const scored = phase === 'search' ? 'val (10,000 held-out training images)' : 'test';
+  writeFileSync(log, `${JSON.stringify({ phase, model: name, params: countParams(spec), recipe, options, scored, date: new Date().toISOString() })}\n`);
+  const model = new Model(spec, { seed });
+  const result = await train(model, data, {
+    ...options,
+    onEpoch: (r) => {
+      appendFileSync(log, `${JSON.stringify(r)}\n`);
+      process.stdout.write(`${name} ${recipe} s${seed} epoch ${r.epoch}: ${scored.split(' ')[0]} ${(100 * r.testAccuracy).toFixed(2)}% (${r.seconds.toFixed(0)} s)\n`);
+    },
+  });
+  if (weights !== undefined) model.save(weights);
+  model.dispose();
+  return result.final.testAccuracy;
+}
+
+const mnist = await loadMnist();
+if (phase === 'search') {
+  mnist.test.dispose();
+  const split = stratifiedSplit(mnist.train, { size: 10_000, seed: Number(values.seed) });
+  for (const recipe of values.recipes.split(',')) {
+    const acc = await run({ train: split.train, test: split.val }, recipe, Number(values.seed));
+    process.stdout.write(`SEARCH ${name} ${recipe}: final-epoch val ${(100 * acc).toFixed(2)}%\n`);
+  }
+} else {
+  for (const seed of values.seeds.split(',').map(Number)) {
+    const acc = await run(mnist, values.recipe, seed, join('runs', 'tiny', `${name}-s${seed}.pt`));
+    process.stdout.write(`FINAL ${name} ${values.recipe} s${seed}: final-epoch test ${(100 * acc).toFixed(2)}%\n`);
+  }
+}
