@@ -15,7 +15,7 @@ export default tseslint.config(
   },
   {
     // The dashboard's page scripts run in the browser, with vega-embed loaded before them.
-    files: ['src/dashboard/assets/**/*.js'],
+    files: ['src/dashboard/assets/**/*.js', 'src/tune/assets/**/*.js'],
     languageOptions: { sourceType: 'script', globals: { ...globals.browser, vegaEmbed: 'readonly' } },
   },
   {

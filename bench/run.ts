@@ -13,6 +13,7 @@ import { Dataset, getThreads, Model, native, setThreads, superLight, DOCUMENTED_
 import { EVAL_VARIANTS, evalFigure } from './eval.js';
 import { referenceRun, torchletFullRun, type FullRunRep } from './full-run.js';
 import { latencyFigure } from './latency.js';
+import { onnxBenchmark, parseOnnxOptions } from './onnx.js';
 import { parseServeOptions, serveBenchmark } from './serve.js';
 import {
   BATCH,
@@ -415,6 +416,10 @@ async function main(): Promise<void> {
       log('[serve] the serving benchmark (bench/serve.ts)');
       await serveBenchmark(parseServeOptions([...(opts.quick ? ['--quick'] : []), '--python', opts.python, ...(opts.readme === undefined ? ['--no-readme'] : ['--readme', opts.readme])]));
     }
+    if (opts.onnx) {
+      log('[onnx] onnxruntime-web beside torchlet native (bench/onnx.ts)');
+      await onnxBenchmark(parseOnnxOptions([...(opts.quick ? ['--quick'] : []), '--threads', String(opts.threads), ...(opts.readme === undefined ? ['--no-readme'] : ['--readme', opts.readme])]));
+    }
   } finally {
     await py.close();
     process.removeListener('exit', cleanup);
@@ -423,7 +428,12 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-  process.exitCode = 1;
-});
+main().then(
+  // onnxruntime-web's WebAssembly runtime (bench/onnx.ts) keeps the event loop alive after
+  // its sessions are released, so the benchmark ends itself once everything is written.
+  () => process.exit(),
+  (err: unknown) => {
+    process.stderr.write(`bench failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);

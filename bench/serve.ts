@@ -158,7 +158,7 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
     { name: '280x280 dark-on-light PNG', form: multipart([{ name: 'file', filename: 'photo.png', type: 'image/png', data: await darkOnLightPng(digit) }]) },
   ];
   const weights = join(ROOT, 'weights', 'super_light.pt');
-  const cli = [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error'];
+  const cli = [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error', '--no-runs'];
   const servers: Server[] = [];
   const cleanup = (): void => servers.forEach((s) => s.proc.exitCode === null && s.proc.kill('SIGKILL'));
   process.once('exit', cleanup);

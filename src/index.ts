@@ -25,7 +25,7 @@ export type { ModelOptions, Prediction, StateTensor } from './model.js';
 export { Dataset, loadMnist, loadKaggleCsv } from './dataset.js';
 export { parseKaggleCsv, readKaggleCsv, submissionCsv } from './data/kaggle.js';
 export type { LoadOptions, MnistData, KaggleData } from './dataset.js';
-export { train, createTrainer, resolveRecipe } from './train.js';
+export { train, createTrainer, resolveRecipe, TrainingAborted } from './train.js';
 export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.js';
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT, AUGMENT_PRESETS, NORMALIZATIONS, METRICS, withNormalization, hasNormalization, isNormalizationName } from './recipe.js';
 export type { Recipe, OptimizerChoice, SchedulerChoice, EarlyStopping, Metric, AugmentPreset, NormalizationName, OptimizerName, SchedulerName } from './recipe.js';

@@ -31,6 +31,9 @@ export interface TrainData {
   val?: Dataset;
 }
 
+/** train() stopped because its `signal` was aborted (Ctrl-C in the CLI). */
+export class TrainingAborted extends Error {}
+
 export interface TrainOptions extends Partial<Recipe> {
   /** Apply the recipe's augmentation. */
   aug?: boolean;
@@ -58,6 +61,8 @@ export interface TrainOptions extends Partial<Recipe> {
   config?: Record<string, unknown>;
   /** Record into a run that already exists (a worker's claimed run); its caller finishes it. */
   recorder?: RunRecorder;
+  /** Aborting stops training at the next step: train() rejects with TrainingAborted, and a run it recorded ends as cancelled. */
+  signal?: AbortSignal;
 }
 
 /** Receives each epoch of a recorded run. */
@@ -240,7 +245,7 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
     }
     const evalOpts = { batchSize: options.evalBatchSize ?? 1000 };
     for (let epoch = history.length; epoch < recipe.epochs && !stopped(); epoch++) {
-      const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => options.onProgress?.(epoch, p));
+      const stats: EpochStats = await trainer.trainEpoch(data.train.handle, epoch, (p) => (options.signal?.aborted ? false : options.onProgress?.(epoch, p)));
       const start = performance.now();
       // With EMA the averaged weights are the ones evaluated, kept as best and released.
       if (ema) trainer.swapEma();
@@ -290,8 +295,9 @@ export async function train(model: Model, data: TrainData, options: TrainOptions
     await owned?.finish(result);
     return result;
   } catch (err) {
-    await owned?.fail(err).catch(() => undefined);
-    throw err;
+    const error = options.signal?.aborted ? new TrainingAborted('training was interrupted', { cause: err }) : err;
+    await owned?.fail(error).catch(() => undefined);
+    throw error;
   } finally {
     trainer.dispose();
     if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { Model, models } from '../src/index.js';
 import { RunStore } from '../src/store/store.js';
-import { CLI_STORE, cli, expectInputError, expectNoCrash } from './helpers/cli.js';
+import { CLI_STORE, cli, expectInputError, expectNoCrash, finished, spawnCli } from './helpers/cli.js';
 import { missing } from './helpers/requires.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchlet-cli-train-'));
@@ -52,6 +52,30 @@ describe('torchlet train', () => {
       const report = JSON.parse((await store.artifact(id!, 'report.json'))!.data.toString()) as { accuracy: number; confusionMatrix: number[][] };
       expect(report.accuracy).toBe(run.best!.accuracy);
       expect(report.confusionMatrix.flat().reduce((a, b) => a + b, 0)).toBe(10000);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('Ctrl-C stops at the next step: exit 130, the run recorded as cancelled with its saved epochs and checkpoint', async () => {
+    const path = join(tmp, 'interrupted', 'runs.db');
+    const out = join(tmp, 'interrupted.pt');
+    const child = spawnCli(['train', '--model', 'lightest', '--epochs', '20', '--train-limit', '2000', '--threads', '1', '--out', out, '--store', path, '--run-name', 'interrupted']);
+    const done = finished(child);
+    let seen = '';
+    await new Promise<void>((resolve) => child.stdout!.on('data', (d: Buffer) => ((seen += d.toString()), /^epoch {2}1 \|/m.test(seen) && resolve())));
+    child.kill('SIGINT');
+    const r = await done;
+    expect(r.code, r.stderr).toBe(130);
+    expect(r.stderr).toMatch(/interrupted; .*interrupted\.ckpt holds the last finished epoch .*the run is recorded as cancelled/);
+    const store = await RunStore.open(path);
+    try {
+      const [run] = await store.listRuns();
+      expect(run).toMatchObject({ name: 'interrupted', status: 'cancelled' });
+      const epochs = await store.epochs(run!.id);
+      expect(epochs.length).toBeGreaterThanOrEqual(1);
+      expect(epochs.length).toBeLessThan(20);
+      expect((await store.artifacts(run!.id)).map((a) => a.name)).toContain('checkpoint.ckpt');
     } finally {
       await store.close();
     }

@@ -8,7 +8,7 @@ import { Kysely, SqliteDialect, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMnist, Model, models, train, type MnistData } from '../src/index.js';
-import { applyMigrations } from '../src/store/migrations.js';
+import { SCHEMA_VERSION, applyMigrations } from '../src/store/migrations.js';
 import { LeaseLostError, RunStore } from '../src/store/store.js';
 import { missing } from './helpers/requires.js';
 import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster } from './helpers/postgres.js';
@@ -66,7 +66,7 @@ describe.each(backends)('run store on $name', (backend) => {
 
   it.skipIf(skip)('creates the schema at the latest version', async () => {
     expect(store.dialect).toBe(backend.name);
-    expect(await store.schemaVersion()).toBe(2);
+    expect(await store.schemaVersion()).toBe(SCHEMA_VERSION);
   });
 
   it.skipIf(skip)('records a train() run: config, environment, every epoch, the best weights, the checkpoint and the curves', async () => {
@@ -204,7 +204,7 @@ describe.each(backends)('run store on $name', (backend) => {
     await old.destroy();
     const upgraded = await RunStore.open(fresh.location);
     try {
-      expect(await upgraded.schemaVersion()).toBe(2);
+      expect(await upgraded.schemaVersion()).toBe(SCHEMA_VERSION);
       expect(await upgraded.getRun('abcd0123')).toMatchObject({ name: 'old', experiment: 'legacy', status: 'finished', config: { epochs: 3 }, attempts: 0, cancelRequested: false });
     } finally {
       await upgraded.close();
@@ -240,6 +240,6 @@ describe('an SQLite store refuses files that are not torchlet stores', () => {
     const db = new BetterSqlite3(path);
     db.prepare('insert into torchlet_schema_version values (99, ?)').run(new Date().toISOString());
     db.close();
-    await expect(RunStore.open(path)).rejects.toThrow(/schema version 99, newer than this torchlet knows \(2\)/);
+    await expect(RunStore.open(path)).rejects.toThrow(`schema version 99, newer than this torchlet knows (${SCHEMA_VERSION})`);
   });
 });

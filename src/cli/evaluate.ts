@@ -78,7 +78,7 @@ export function registerEvaluate(program: Command): void {
     if (flags.weights !== undefined || flags.member !== undefined || flags.ensemble !== undefined) throw new InputError('give --run, or --weights / an ensemble, not both');
     const fromRun = await runWeights(flags.run, flags.store, flags.model);
     try {
-      await runEvaluate({ ...flags, model: fromRun.model, weights: fromRun.path });
+      await runEvaluate({ ...flags, model: fromRun.model, weights: fromRun.path, ...(fromRun.normalize !== undefined && { normalize: fromRun.normalize }) });
     } finally {
       fromRun.dispose();
     }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// torchlet's command line: train, evaluate, plot, predict, extract, export, serve.
+// torchlet's command line: train, evaluate, plot, predict, extract, export, serve, runs, worker, tune.
 import { Command, CommanderError } from 'commander';
 import { DataError } from '../data/errors.js';
 import { InputError, message } from './common.js';
@@ -14,6 +14,7 @@ import { registerPredict } from './predict.js';
 import { registerExtract } from './extract.js';
 import { registerExport } from './export.js';
 import { registerServe } from './serve.js';
+import { registerTune } from './tune.js';
 
 const program = new Command('torchlet')
   .description('Tiny CNNs on MNIST, trained natively with libtorch')
@@ -31,6 +32,7 @@ registerPredict(program);
 registerExtract(program);
 registerExport(program);
 registerServe(program);
+registerTune(program);
 
 try {
   await program.parseAsync(process.argv);

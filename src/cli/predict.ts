@@ -6,6 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type BBox } from '../image/index.js';
 import { isModelName as isReleased } from '../models.js';
 import { models, type ModelName } from '../zoo/index.js';
+import type { NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
 import type { Vote } from '../ensemble/index.js';
 import { InputError, asInput, message, positiveInt } from './common.js';
@@ -23,6 +24,8 @@ interface PredictFlags {
   weights?: string;
   run?: string;
   store?: string;
+  /** From --run: the normalisation the run trained with. */
+  normalize?: NormalizationName;
   json?: boolean;
   top: number;
   device: string;
@@ -117,7 +120,7 @@ async function runPredict(inputs: string[], given: PredictFlags): Promise<void> 
     fromRun = await runWeights(given.run, given.store, undefined);
   }
   try {
-    await classifyFiles(files, fromRun ? { ...given, model: fromRun.model, weights: fromRun.path } : given);
+    await classifyFiles(files, fromRun ? { ...given, model: fromRun.model, weights: fromRun.path, ...(fromRun.normalize !== undefined && { normalize: fromRun.normalize }) } : given);
   } finally {
     fromRun?.dispose();
   }

@@ -1,11 +1,15 @@
 // `torchlet serve`: the HTTP API, its docs and the page, over the released weights (or
-// yours), with dynamic batching. Other subsystems join in through serve plugins below.
+// yours), with dynamic batching; and, over a run store, training over HTTP (POST /runs),
+// the dashboard, /predict?run=ID and a local worker process.
+import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { FastifyPluginAsync } from 'fastify';
 import { isModelName, models, type ModelName } from '../models.js';
 import { setThreads } from '../runtime.js';
 import { DEFAULT_BATCHING, DEFAULTS } from '../serve/defaults.js';
-import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt } from './common.js';
+import type { LocalWorker } from '../jobs/local-worker.js';
+import type { ModelRegistry } from '../serve/registry.js';
+import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
 interface ServeFlags {
   host: string;
@@ -29,6 +33,11 @@ interface ServeFlags {
   token?: string;
   web: boolean;
   logLevel: string;
+  runs: boolean;
+  store?: string;
+  worker: boolean;
+  dataRoot?: string;
+  lease: number;
 }
 
 export function registerServe(program: Command): void {
@@ -55,14 +64,16 @@ export function registerServe(program: Command): void {
     .option('--rate-window-ms <ms>', 'the rate limit window', positiveInt('--rate-window-ms'), DEFAULTS.rateLimit.windowMs)
     .option('--token <token>', 'bearer token that POST requests must send (default: $TORCHLET_TOKEN); required off loopback')
     .option('--no-web', 'do not serve the page at /')
+    .option('--store <url>', 'run store for the runs API and the dashboard: an SQLite file or postgres://... (default: TORCHLET_STORE or ./torchlet-runs/runs.db)')
+    .option('--no-runs', 'no run store: no /runs API, no dashboard, no worker, no /predict?run=')
+    .option('--no-worker', 'do not start the local worker (queued runs wait for `torchlet worker` processes)')
+    .option('--data-root <dir>', 'the only folder a POSTed config may name data under (default: TORCHLET_DATA_ROOT or ./data)')
+    .option('--lease <seconds>', "the local worker's lease: a run it stops renewing for this long is requeued", positiveNumber('--lease'), 30)
     .addOption(new Option('--log-level <level>', 'request log level').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('warn'))
     .action(async (flags: ServeFlags) => {
       await runServe(flags);
     });
 }
-
-/** Routes other subsystems add to the server (each a Fastify plugin using app.torchlet). */
-const plugins: FastifyPluginAsync[] = [];
 
 function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName } {
   const names: ModelName[] = [];
@@ -103,6 +114,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       );
       registry.add(served, { default: name === main });
     }
+    const runs = flags.runs ? await openRuns(flags, registry) : undefined;
     const { app, url } = await startServer({
       registry,
       host: flags.host,
@@ -115,21 +127,66 @@ async function runServe(flags: ServeFlags): Promise<void> {
       rateLimit: flags.rateLimit === 0 ? false : { max: flags.rateLimit, windowMs: flags.rateWindowMs },
       web: flags.web,
       logger: { level: flags.logLevel },
-      plugins,
-    }).catch((err: unknown) => {
+      plugins: runs ? [runs.plugin] : [],
+      ...(runs && { runModel: runs.runModel }),
+    }).catch(async (err: unknown) => {
+      await runs?.close();
       throw new InputError(message(err));
     });
     const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
+    if (runs && flags.worker) runs.startWorker(log);
     drainOnSignals(app, registry, log);
     process.stdout.write(
       `torchlet serve: listening on ${url}\n` +
         `  page ${url}/   API docs ${url}/docs   OpenAPI ${url}/openapi.json   metrics ${url}/metrics\n` +
         `  models: ${registry.list().map((m) => `${m.name}${m.name === registry.default ? ' (default)' : ''}`).join(', ')}; ` +
         `batching: up to ${flags.maxBatch} images, ${flags.maxDelayMs} ms, queue ${flags.maxQueue}` +
-        `${token !== undefined ? '; POST requests need the bearer token' : ''}\n`,
+        `${token !== undefined ? '; POST requests need the bearer token' : ''}\n` +
+        (runs ? `  runs ${url}/runs   dashboard ${url}/dashboard   store ${runs.location}${flags.worker ? '; a local worker trains queued runs' : '; no local worker'}\n` : ''),
     );
   } catch (err) {
     await registry.close();
     throw err;
   }
+}
+
+interface Runs {
+  location: string;
+  plugin: FastifyPluginAsync;
+  runModel: (run: string) => Promise<string>;
+  startWorker(log: (line: string) => void): void;
+  close(): Promise<void>;
+}
+
+/** The run store and what serve builds on it; the worker starts once the server listens. */
+async function openRuns(flags: ServeFlags, registry: ModelRegistry): Promise<Runs> {
+  const [{ openStore, DEFAULT_STORE }, { jobsRoutes, defaultDataRoot, runModels, startLocalWorker }, { dashboardRoutes }, { studyRoutes }] = await Promise.all([
+    import('../store/index.js'),
+    import('../jobs/index.js'),
+    import('../dashboard/plugin.js'),
+    import('../tune/web.js'),
+  ]);
+  const location = flags.store ?? (process.env.TORCHLET_STORE || DEFAULT_STORE);
+  const store = await openStore(location).catch((err: unknown) => Promise.reject(new InputError(message(err))));
+  const dataRoot = resolve(flags.dataRoot ?? defaultDataRoot());
+  let worker: LocalWorker | undefined;
+  const close = async (): Promise<void> => {
+    await worker?.stop();
+    await store.close();
+  };
+  return {
+    location: store.location,
+    plugin: async (app) => {
+      await app.register(jobsRoutes, { store, dataRoot });
+      await app.register(dashboardRoutes);
+      await app.register(studyRoutes, { store });
+      app.addHook('onClose', close);
+    },
+    runModel: runModels(store, registry, { device: flags.device }),
+    startWorker: (log) => {
+      // The worker is this same CLI (and node flags, e.g. tsx's loader) in a child process.
+      worker = startLocalWorker({ cli: [process.execPath, ...process.execArgv, process.argv[1] ?? ''], store: location, dataRoot, leaseS: flags.lease, log });
+    },
+    close,
+  };
 }

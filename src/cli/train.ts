@@ -1,5 +1,5 @@
 // `torchlet train`: the reference recipe from the command line.
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
@@ -21,7 +21,7 @@ import {
 import { models } from '../zoo/index.js';
 import { METRICS, REFERENCE_RECIPE, type EarlyStopping, type OptimizerChoice, type SchedulerChoice } from '../recipe.js';
 import { getThreads } from '../runtime.js';
-import { train, type EpochRecord } from '../train.js';
+import { TrainingAborted, train, type EpochRecord } from '../train.js';
 import { RunLog, formatEpoch, logDir } from '../training-log.js';
 import type { RunStore } from '../store/store.js';
 import { InputError, message, parseDataset, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
@@ -245,6 +245,16 @@ async function runTrain(cmd: Command): Promise<void> {
       `${recipe.optimizer.type} + ${recipe.scheduler.type}${recipe.earlyStopping ? `, early stopping (patience ${recipe.earlyStopping.patience})` : ''}\n` +
       `logs: ${log.logPath}\n`,
   );
+  // Ctrl-C stops at the next step: the run ends as cancelled, and the checkpoint holds the last whole epoch.
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (abort.signal.aborted) process.exit(130);
+    bar.done();
+    process.stderr.write(`torchlet train: ${signal}: stopping (again to exit at once)\n`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   const onEpoch = (r: EpochRecord): void => {
     bar.done();
     log.epoch(r);
@@ -263,6 +273,7 @@ async function runTrain(cmd: Command): Promise<void> {
         onProgress: (epoch, p) => bar.update(epoch, p.step, p.steps, p.loss, p.accuracy),
         onEpoch,
         onResume: (history) => history.forEach((r) => log.epoch(r)),
+        signal: abort.signal,
         ...(store && {
           store,
           // The run's config in the schema of --config, so that it can be trained again.
@@ -285,9 +296,17 @@ async function runTrain(cmd: Command): Promise<void> {
     }
   } catch (err) {
     bar.done();
+    if (err instanceof TrainingAborted) {
+      const resume = existsSync(checkpointPath) ? `; ${checkpointPath} holds the last finished epoch (continue with --resume ${checkpointPath})` : '';
+      process.stderr.write(`torchlet train: interrupted${resume}${store ? '; the run is recorded as cancelled' : ''}\n`);
+      process.exitCode = 130;
+      return;
+    }
     if (message(err).startsWith('cannot resume') || err instanceof RangeError) throw new InputError(message(err));
     throw err;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     prepared.dispose();
     await store?.close();
   }

@@ -25,6 +25,9 @@ export function registerWorker(program: Command): void {
       };
       process.on('SIGINT', onSignal);
       process.on('SIGTERM', onSignal);
+      // Started by `torchlet serve` (with an IPC channel): when the server goes, even by kill -9,
+      // so does its worker; the run's lease then goes stale and the restarted server resumes it.
+      if (process.send !== undefined) process.on('disconnect', () => process.exit(1));
       try {
         await runWorker(store, {
           ...(flags.id !== undefined && { id: flags.id }),

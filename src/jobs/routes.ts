@@ -47,6 +47,9 @@ const TERMINAL: RunStatus[] = ['finished', 'failed', 'cancelled'];
 export const jobsRoutes: FastifyPluginAsync<JobsOptions> = async (app: FastifyInstance, options: JobsOptions) => {
   const { store } = options;
   const pollMs = options.pollMs ?? 500;
+  // Open event streams end when the server closes, so that closing does not wait on them.
+  const streams = new Set<() => void>();
+  app.addHook('preClose', async () => streams.forEach((end) => end()));
 
   // YAML bodies for POST /runs; JSON is Fastify's own. Both are capped at 64 KiB there.
   app.addContentTypeParser(/^(application|text)\/(x-)?yaml$/, { parseAs: 'string', bodyLimit: 64 * 1024 }, (_req, body, done) => done(null, body));
@@ -170,13 +173,13 @@ export const jobsRoutes: FastifyPluginAsync<JobsOptions> = async (app: FastifyIn
     '/runs/:id/events',
     { schema: { summary: 'Server-sent events: the run, then each epoch, step progress and status change, until it ends', tags: ['runs'], params: idParams } },
     async (req, reply) => {
-      streamEvents(reply, store, await find(req.params.id), pollMs);
+      streamEvents(reply, store, await find(req.params.id), pollMs, streams);
     },
   );
 };
 
 /** Streams a run's news as SSE, polling the store (workers may be on other machines). */
-function streamEvents(reply: FastifyReply, store: RunStore, first: Run, pollMs: number): void {
+function streamEvents(reply: FastifyReply, store: RunStore, first: Run, pollMs: number, streams: Set<() => void>): void {
   reply.hijack();
   const res = reply.raw;
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -191,9 +194,11 @@ function streamEvents(reply: FastifyReply, store: RunStore, first: Run, pollMs: 
   const end = (): void => {
     if (closed) return;
     closed = true;
+    streams.delete(end);
     clearTimeout(timer);
     res.end();
   };
+  streams.add(end);
   res.on('close', end);
   let epochs = 0;
   let status: RunStatus = first.status;

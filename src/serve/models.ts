@@ -2,6 +2,7 @@
 // through Model.logProbsAsync so that inference stays off the event loop.
 import { Model } from '../model.js';
 import { models, type ModelName } from '../models.js';
+import { withNormalization, type NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
 import type { ServedModel } from './registry.js';
 
@@ -20,13 +21,16 @@ export interface LoadOptions {
   device?: string;
   /** The name served (default: the architecture's). */
   as?: string;
+  /** The input normalisation the weights were trained with (default: the architecture's own). */
+  normalize?: NormalizationName;
 }
 
 /** Loads `name`'s weights as a served model; the load time is kept for /metrics. */
 export function loadServedModel(name: ModelName, options: LoadOptions = {}): ServedModel {
   const t0 = performance.now();
   const path = options.weights ?? releasedWeightsPath(name);
-  const model = Model.fromFile(models[name], path, options.device !== undefined ? { device: options.device } : {});
+  const spec = options.normalize !== undefined ? withNormalization(models[name], options.normalize) : models[name];
+  const model = Model.fromFile(spec, path, options.device !== undefined ? { device: options.device } : {});
   const loadSeconds = (performance.now() - t0) / 1000;
   return {
     name: options.as ?? name,

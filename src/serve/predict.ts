@@ -33,7 +33,16 @@ export interface Prediction {
 
 interface Query {
   model?: string;
+  run?: string;
   image: boolean;
+}
+
+/** The model a request names: ?model=NAME, ?run=ID (a run's weights), or the default. */
+async function modelFor(ctx: ServeContext, query: Query): Promise<ServedModel> {
+  if (query.run === undefined) return ctx.registry.get(query.model);
+  if (query.model !== undefined) throw new ApiError(400, 'bad_request', 'give model or run, not both');
+  if (ctx.runModel === undefined) throw new ApiError(404, 'no_run_store', 'this server has no run store: start it with --store to serve the weights of runs');
+  return ctx.registry.get(await ctx.runModel(query.run));
 }
 
 const IMAGE_STATUS: Record<ImageError['code'], [number, string]> = {
@@ -179,7 +188,7 @@ export function predictRoutes(app: FastifyInstance, ctx: ServeContext): void {
     },
     async (req) => {
       const started = performance.now();
-      const model = ctx.registry.get(req.query.model);
+      const model = await modelFor(ctx, req.query);
       const prepared = await prepare(req, ctx);
       return classify(ctx, model, prepared, req.query.image, started);
     },
@@ -199,7 +208,7 @@ export function predictRoutes(app: FastifyInstance, ctx: ServeContext): void {
     },
     async (req) => {
       const started = performance.now();
-      const model = ctx.registry.get(req.query.model);
+      const model = await modelFor(ctx, req.query);
       if (!req.isMultipart()) {
         throw new ApiError(415, 'unsupported_media_type', "send the images as multipart/form-data, each in a field named 'file'");
       }

@@ -14,6 +14,11 @@ export const predictQuery = {
   additionalProperties: false,
   properties: {
     model: modelQuery,
+    run: {
+      type: 'string',
+      pattern: '^[0-9a-fA-F]{4,32}$',
+      description: "A finished training run (its id, or a unique prefix): answer with that run's best weights, from the run store. Instead of `model`.",
+    },
     image: { type: 'boolean', default: true, description: 'Include the 28x28 image the model saw, as a base64 PNG.' },
   },
 } as const;

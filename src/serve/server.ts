@@ -38,6 +38,11 @@ export interface ServeOptions {
   logger?: FastifyServerOptions['logger'];
   /** More routes: each is registered after the built-in ones, with app.torchlet available. */
   plugins?: FastifyPluginAsync[];
+  /**
+   * Answers `?run=ID` on the predict routes: loads (once) a run's weights into the registry
+   * and gives the name they are served under, or throws an ApiError. Without it, ?run= is a 404.
+   */
+  runModel?: (run: string) => Promise<string>;
 }
 
 export interface ResolvedOptions {
@@ -57,6 +62,7 @@ export interface ServeContext {
   metrics: ServerMetrics;
   options: ResolvedOptions;
   startedAt: number;
+  runModel: ((run: string) => Promise<string>) | undefined;
 }
 
 declare module 'fastify' {
@@ -158,7 +164,7 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
     return503OnClosing: true,
     ajv: { customOptions: { removeAdditional: false, useDefaults: true, coerceTypes: true, allErrors: false } },
   });
-  const ctx: ServeContext = { registry, metrics: new ServerMetrics(registry), options, startedAt: Date.now() };
+  const ctx: ServeContext = { registry, metrics: new ServerMetrics(registry), options, startedAt: Date.now(), runModel: serveOptions.runModel };
   app.decorate('torchlet', ctx);
 
   app.addSchema(errorSchema);
@@ -215,7 +221,11 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
         description: 'Classify handwritten digits with tiny CNNs trained by torchlet. The page to draw on is at /.',
         version: '0.1.0',
       },
-      tags: [{ name: 'predict', description: 'Digits from images' }, { name: 'server', description: 'Models, health and metrics' }],
+      tags: [
+        { name: 'predict', description: 'Digits from images' },
+        { name: 'server', description: 'Models, health and metrics' },
+        ...(serveOptions.plugins?.length ? [{ name: 'runs', description: 'Training runs: queue them, follow them, fetch their artifacts' }] : []),
+      ],
       ...(options.token !== undefined && {
         components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
         security: [{ bearer: [] }],

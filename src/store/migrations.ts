@@ -71,6 +71,37 @@ export const MIGRATIONS: readonly Migration[] = [
     await db.schema.alterTable('runs').addColumn('cancel_requested', 'integer', (c) => c.notNull().defaultTo(0)).execute();
     await db.schema.createIndex('runs_queue').on('runs').columns(['status', 'created_at']).execute();
   },
+  // 3: studies and trials of `torchlet tune`; a trial links the run that recorded its training.
+  async (db) => {
+    await db.schema
+      .createTable('tune_studies')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull().unique())
+      .addColumn('direction', 'text', (c) => c.notNull())
+      .addColumn('user_attrs', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('tune_trials')
+      .addColumn('id', 'integer', (c) => c.primaryKey())
+      .addColumn('study_id', 'integer', (c) => c.notNull().references('tune_studies.id').onDelete('cascade'))
+      .addColumn('number', 'integer', (c) => c.notNull())
+      .addColumn('state', 'text', (c) => c.notNull())
+      .addColumn('value', 'double precision')
+      .addColumn('params', 'text', (c) => c.notNull())
+      .addColumn('distributions', 'text', (c) => c.notNull())
+      .addColumn('intermediate', 'text', (c) => c.notNull())
+      .addColumn('user_attrs', 'text', (c) => c.notNull())
+      .addColumn('system_attrs', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text')
+      .addColumn('completed_at', 'text')
+      .addColumn('heartbeat_at', 'text')
+      .addColumn('worker', 'text')
+      .addColumn('run_id', 'text')
+      .addUniqueConstraint('tune_trials_number', ['study_id', 'number'])
+      .execute();
+    await db.schema.createIndex('tune_trials_state').on('tune_trials').columns(['study_id', 'state']).execute();
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;

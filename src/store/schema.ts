@@ -62,9 +62,44 @@ export interface SchemaVersionTable {
   applied_at: string;
 }
 
+/** A study of `torchlet tune` (schema 3). */
+export interface TuneStudiesTable {
+  id: number;
+  name: string;
+  direction: string;
+  /** JSON object. */
+  user_attrs: string;
+  created_at: string;
+}
+
+/** A trial of a study: its state, parameters and values; run_id links the run that recorded its training. */
+export interface TuneTrialsTable {
+  id: number;
+  study_id: number;
+  /** 0, 1, 2, ... within the study. */
+  number: number;
+  state: string;
+  value: number | null;
+  /** JSON: parameter name -> internal value (a categorical's index). */
+  params: string;
+  /** JSON: parameter name -> distribution. */
+  distributions: string;
+  /** JSON: [[step, value or null for NaN], ...] in step order. */
+  intermediate: string;
+  user_attrs: string;
+  system_attrs: string;
+  started_at: string | null;
+  completed_at: string | null;
+  heartbeat_at: string | null;
+  worker: string | null;
+  run_id: string | null;
+}
+
 export interface Database {
   runs: RunsTable;
   run_epochs: EpochsTable;
   run_artifacts: ArtifactsTable;
   torchlet_schema_version: SchemaVersionTable;
+  tune_studies: TuneStudiesTable;
+  tune_trials: TuneTrialsTable;
 }

@@ -12,7 +12,7 @@ import pg from 'pg';
 import { native } from '../native.js';
 import { packageRoot } from '../package-root.js';
 import { trainingCurvesPng } from '../plot.js';
-import type { EpochRecord, OwnedRun, RunRecorder, RunSink, RunStart, TrainResult } from '../train.js';
+import { TrainingAborted, type EpochRecord, type OwnedRun, type RunRecorder, type RunSink, type RunStart, type TrainResult } from '../train.js';
 import { SCHEMA_VERSION, applyMigrations, schemaVersion, type Dialect } from './migrations.js';
 import type { Database, RunStatus, RunsTable } from './schema.js';
 
@@ -401,7 +401,7 @@ export class RunStore implements RunSink {
       runId: run.id,
       epoch: (record, files) => recorder.epoch(record, files),
       finish: (result) => this.finishRun(run.id, result),
-      fail: (error) => this.endRun(run.id, 'failed', errorText(error)),
+      fail: (error) => this.endRun(run.id, error instanceof TrainingAborted ? 'cancelled' : 'failed', errorText(error)),
     };
   }
 

@@ -20,3 +20,7 @@ export type { TuneSpace, RecipeValues, SearchableName } from './space.js';
 export { runRecipeTrial, recipeFrom, suggestValues } from './recipe-objective.js';
 export type { RecipeObjectiveOptions, RecipeTrialData, RecipeTrialResult } from './recipe-objective.js';
 export { optunaJournal } from './journal.js';
+export { SqlTuneStorage } from './sql-storage.js';
+export { studyRoutes } from './web.js';
+export type { StudyRoutesOptions } from './web.js';
+export { parameterImportance, IMPORTANCE_METHOD } from './importance.js';

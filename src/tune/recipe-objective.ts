@@ -55,6 +55,7 @@ export function recipeFrom(values: RecipeValues): RecipeTrialResult {
     maxMomentum: num('maxMomentum', ref.maxMomentum),
     beta2: num('beta2', ref.beta2),
     seed: num('seed', ref.seed),
+    labelSmoothing: num('labelSmoothing', ref.labelSmoothing),
     augment: {
       ...ref.augment,
       degrees: num('degrees', ref.augment.degrees ?? 0),

@@ -29,6 +29,8 @@ export const SEARCHABLE = {
   maxMomentum: 'fraction',
   beta2: 'fraction',
   seed: 'int',
+  // Cross-entropy against smoothed targets (below 1: all smoothing would teach nothing).
+  labelSmoothing: 'smoothing',
   // Augmentation strengths (used when aug is on).
   degrees: 'nonnegative',
   translate: 'fraction',
@@ -119,6 +121,7 @@ function checkValue(field: string, name: SearchableName, value: unknown): void {
   else if (kind === 'positive' && value <= 0) bad('must be > 0');
   else if (kind === 'nonnegative' && value < 0) bad('must be >= 0');
   else if (kind === 'fraction' && (value < 0 || value > 1)) bad('must be within [0, 1]');
+  else if (kind === 'smoothing' && (value < 0 || value >= 1)) bad('must be within [0, 1)');
 }
 
 function searchable(field: string, name: string): SearchableName {

@@ -273,21 +273,29 @@ export class Study {
         started++;
         const outcome = await this.runTrial(objective, options, worker).catch((err: unknown) => ({ err }));
         if (outcome === 'stop') stop = true;
-        else if (outcome !== 'done') failure ??= outcome;
+        else if (outcome === 'wait') {
+          // The study is full but other workers' trials still run: one may die and need a retry.
+          started--;
+          await new Promise((r) => setTimeout(r, (options.heartbeatInterval ?? 1) * 1000));
+        } else if (outcome !== 'done') failure ??= outcome;
       }
     };
     await Promise.all(Array.from({ length: concurrency }, loop));
     if (failure !== undefined) throw failure.err;
   }
 
-  private async runTrial(objective: Objective, options: OptimizeOptions, worker: string): Promise<'done' | 'stop'> {
+  private async runTrial(objective: Objective, options: OptimizeOptions, worker: string): Promise<'done' | 'stop' | 'wait'> {
     const heartbeat = options.heartbeatInterval;
     if (heartbeat !== undefined) {
       await this.store.failStaleTrials(this.id, options.gracePeriod ?? 2 * heartbeat, options.maxRetry ?? 1);
     }
     if (this.sampler.isExhausted?.({ direction: this.direction, trials: await this.store.getTrials(this.id) })) return 'stop';
     const frozen = await this.store.startTrial(this.id, { worker, ...(options.maxTrials !== undefined && { maxTrials: options.maxTrials }) });
-    if (!frozen) return 'stop';
+    if (!frozen) {
+      if (heartbeat === undefined) return 'stop';
+      const running = await this.store.getTrials(this.id, ['running', 'waiting']);
+      return running.length > 0 ? 'wait' : 'stop';
+    }
     const timer = heartbeat !== undefined ? setInterval(() => void this.store.heartbeat(frozen.id).catch(() => undefined), heartbeat * 1000) : undefined;
     timer?.unref();
     try {

@@ -8,7 +8,7 @@ import { buildServer, type ServeOptions } from '../../src/serve/server.js';
 import { loadServedModel } from '../../src/serve/models.js';
 import { ModelRegistry } from '../../src/serve/registry.js';
 import type { BatchingOptions } from '../../src/serve/batcher.js';
-import { finished, spawnCli, type CliResult } from '../helpers/cli.js';
+import { finished, spawnCli, type CliResult } from '../helpers/spawn.js';
 
 export interface Digit {
   index: number;

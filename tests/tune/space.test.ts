@@ -2,6 +2,7 @@
 // an error naming the field, raised before any trial runs.
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { recipeFrom } from '../../src/tune/recipe-objective.js';
 import { parseSpace, readSpace } from '../../src/tune/space.js';
 import { SearchSpaceError } from '../../src/tune/distributions.js';
 import { SearchSpaceError as Exported } from '../../src/tune/index.js';
@@ -47,5 +48,10 @@ describe('search space files', () => {
   it('rejects a missing file and broken YAML with the file name', () => {
     expect(() => readSpace('/nonexistent/space.yaml')).toThrow(/cannot read search space '\/nonexistent\/space\.yaml'/);
     expect(() => readSpace(fileURLToPath(new URL('../../package.json', import.meta.url)))).toThrow(/is invalid: .*params/);
+  });
+  it('searches label smoothing, within [0, 1), into the recipe', () => {
+    expect(recipeFrom({ labelSmoothing: 0.05 }).recipe.labelSmoothing).toBe(0.05);
+    expect(recipeFrom({}).recipe.labelSmoothing).toBe(0);
+    expect(() => parseSpace({ params: { labelSmoothing: { low: 0, high: 1 } } }, 'space')).toThrow(/labelSmoothing/);
   });
 });
