@@ -1,5 +1,6 @@
 // Registry entries for torchlet's own architectures: a Model loaded from weights, run
 // through Model.logProbsAsync so that inference stays off the event loop.
+import { toOnnx } from '../export/onnx.js';
 import { Model } from '../model.js';
 import { models, type ModelName } from '../models.js';
 import { withNormalization, type NormalizationName } from '../recipe.js';
@@ -45,6 +46,9 @@ export function loadServedModel(name: ModelName, options: LoadOptions = {}): Ser
       for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i] ?? -Infinity);
       return out;
     },
+    // uint8 pixels in: the graph normalises as these weights were trained (options.normalize),
+    // so the page need not know the normalisation.
+    onnx: () => toOnnx(model.spec, model.stateTensors(), { includePreprocessing: true }),
     dispose: () => model.dispose(),
   };
 }

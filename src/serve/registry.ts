@@ -21,6 +21,8 @@ export interface ServedModel {
   readonly loadSeconds?: number;
   /** Probabilities, count x classes, for `count` images of IMAGE_PIXELS bytes each (28x28, 0-255, light ink on black). */
   classify(pixels: Uint8Array, count: number): Promise<Float32Array>;
+  /** The network as an ONNX file (the page's in-browser mode runs it), for models that are one torchlet network. */
+  onnx?(): Uint8Array;
   dispose?(): void;
 }
 

@@ -10,6 +10,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsync, type FastifyServerOptions } from 'fastify';
 import { DEFAULTS } from './defaults.js';
 import { ApiError, errorSchema, type ErrorBody } from './errors.js';
+import { inBrowserAssets, onnxRoute } from './inbrowser.js';
 import { ServerMetrics } from './metrics.js';
 import { predictRoutes, predictSchemas } from './predict.js';
 import type { ModelRegistry } from './registry.js';
@@ -243,6 +244,7 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
   app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   predictRoutes(app, ctx);
+  onnxRoute(app, ctx);
 
   app.get(
     '/models',
@@ -278,7 +280,10 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
       return ctx.metrics.registry.metrics();
     },
   );
-  if (options.web) webRoutes(app);
+  if (options.web) {
+    webRoutes(app);
+    inBrowserAssets(app);
+  }
 
   for (const plugin of serveOptions.plugins ?? []) await app.register(plugin);
   return app;

@@ -62,7 +62,8 @@ export async function predict(model: string, image: Pixels): Promise<BrowserPred
   const input = session.inputNames[0];
   const output = session.outputNames[0];
   if (input === undefined || output === undefined) throw new Error('the ONNX model has no input or no output');
-  const result = await session.run({ [input]: new ort.Tensor('float32', seen.input, [1, 1, 28, 28]) });
+  // The served file takes uint8 pixels and normalises inside the graph, as the weights were trained.
+  const result = await session.run({ [input]: new ort.Tensor('uint8', seen.pixels, [1, 1, 28, 28]) });
   const logProbs = result[output]?.data;
   if (!(logProbs instanceof Float32Array)) throw new Error('the ONNX model did not return float32 log-probabilities');
   const probabilities = Array.from(logProbs, Math.exp);

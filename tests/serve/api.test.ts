@@ -273,7 +273,7 @@ describe('the other routes', () => {
     expect(result.errors, JSON.stringify(result.errors, null, 2)).toBeUndefined();
     expect(result.valid).toBe(true);
     expect(doc.openapi).toMatch(/^3\./);
-    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/metrics', '/models', '/predict', '/predict/batch']);
+    expect(Object.keys(doc.paths).sort()).toEqual(['/healthz', '/metrics', '/models', '/models/{name}/model.onnx', '/predict', '/predict/batch']);
     expect(Object.keys(doc.paths['/predict']!.post!.requestBody!.content).sort()).toEqual(['application/json', 'image/*', 'multipart/form-data']);
     expect(Object.keys(doc.paths['/predict/batch']!.post!.requestBody!.content)).toEqual(['multipart/form-data']);
     expect(Object.keys(doc.paths['/predict']!.post!.responses)).toEqual(expect.arrayContaining(['200', '400', '413', '415', '422', '503']));

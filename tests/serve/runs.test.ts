@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Model } from '../../src/model.js';
 import { models } from '../../src/models.js';
+import { withNormalization } from '../../src/recipe.js';
 import { dashboardRoutes } from '../../src/dashboard/plugin.js';
 import { jobsRoutes } from '../../src/jobs/routes.js';
 import { runModels } from '../../src/jobs/run-models.js';
@@ -22,6 +23,8 @@ import { mnistDigits } from './helpers.js';
 const TOKEN = 'a-token-of-sixteen-chars';
 const dataRoot = join(ROOT, 'data');
 const TINY = { model: 'lightest', epochs: 1, trainLimit: 2000, seed: 3, threads: 1 };
+// Trained on [-1, 1] inputs: the served model must normalise as the run did.
+const NORMALISED = { ...TINY, normalize: 'minus1-1' };
 let tmp: string;
 let store: RunStore;
 let registry: ModelRegistry;
@@ -57,7 +60,7 @@ describe('torchlet serve with a run store', () => {
   it('queues a run over POST /runs, trains it, and answers /predict?run=ID with its best weights', async () => {
     const app = await serve({});
     try {
-      const queued = await app.inject({ method: 'POST', url: '/runs?name=served', payload: TINY });
+      const queued = await app.inject({ method: 'POST', url: '/runs?name=served', payload: NORMALISED });
       expect(queued.statusCode, queued.body).toBe(202);
       const id = (queued.json() as { id: string }).id;
       const digits = await mnistDigits([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -69,10 +72,10 @@ describe('torchlet serve with a run store', () => {
 
       await runWorker(store, { id: 'test-worker', untilEmpty: true, dataRoot });
       expect((await store.getRun(id)).status).toBe('finished');
-      // The served answers are those of the run's best.pt, loaded here by the library.
+      // The served answers are those of the run's best.pt, loaded here by the library with its normalisation.
       const file = join(tmp, 'best.pt');
       writeFileSync(file, (await store.artifact(id, 'best.pt'))!.data);
-      const reference = Model.fromFile(models.lightest, file);
+      const reference = Model.fromFile(withNormalization(models.lightest, 'minus1-1'), file);
       for (const d of digits) {
         const r = await app.inject({ method: 'POST', url: `/predict?run=${id.slice(0, 8)}&image=false`, payload: { pixels: Array.from(d.pixels) } });
         expect(r.statusCode, r.body).toBe(200);
