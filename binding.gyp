@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/errors.cc",
         "native/spec.cc",
+        "native/layers.cc",
         "native/model.cc",
         "native/dataset.cc",
         "native/augment.cc",

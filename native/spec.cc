@@ -1,24 +1,50 @@
 #include "spec.h"
 
+#include <cmath>
+#include <regex>
 #include <sstream>
 
 #include "batchnorm_act.h"
 #include "dropout.h"
 #include "errors.h"
+#include "layers.h"
 
 namespace torchlet {
 
 namespace {
 
 const char* kLayerTypes =
-    "conv2d, batchnorm2d, dropout, dropout2d, relu, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, linear, logsoftmax, "
-    "sequential, concat";
+    "conv2d, batchnorm2d, batchnorm1d, layernorm, dropout, dropout2d, stochasticdepth, relu, relu6, hardswish, hardsigmoid, silu, gelu, "
+    "sigmoid, maxpool2d, avgpool2d, adaptiveavgpool2d, flatten, reshape, transpose, select, linear, logsoftmax, token, positionembedding, "
+    "multiheadattention, transformerencoderlayer, sequential, concat, residual, scale";
 
 int64_t Positive(const Napi::Object& o, const char* key, const std::string& path, int64_t fallback = -1) {
   int64_t v = fallback < 0 ? GetInt(o, key) : GetInt(o, key, fallback);
   if (v <= 0) throw RangeError(path + ": '" + key + "' must be a positive integer, got " + std::to_string(v));
   return v;
 }
+
+double Probability(const Napi::Object& o, const char* key, const std::string& path, double fallback = -1) {
+  double p = fallback < 0 ? GetNumber(o, key) : GetNumber(o, key, fallback);
+  if (!(p >= 0 && p < 1)) throw RangeError(path + ": '" + key + "' must be in [0, 1), got " + std::to_string(p));
+  return p;
+}
+
+std::vector<int64_t> IntList(const Napi::Object& o, const char* key, const std::string& path) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) throw TypeError(path + ": '" + key + "' must be an array of integers");
+  auto arr = v.As<Napi::Array>();
+  std::vector<int64_t> out;
+  for (uint32_t i = 0; i < arr.Length(); ++i) {
+    Napi::Value x = arr.Get(i);
+    double d = x.IsNumber() ? x.As<Napi::Number>().DoubleValue() : 0.5;
+    if (d != std::floor(d) || std::abs(d) > 1e15) throw TypeError(path + ": '" + key + "' must hold integers");
+    out.push_back(static_cast<int64_t>(d));
+  }
+  return out;
+}
+
+bool IsBlock(const std::string& t) { return t == "sequential" || t == "concat" || t == "residual" || t == "scale"; }
 
 LayerSpec ParseLayer(const Napi::Value& value, const std::string& path);
 
@@ -42,6 +68,16 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
     throw TypeError(path + ": a layer must have a string 'type' (one of " + kLayerTypes + ")");
   }
   const std::string& t = s.type;
+  if (Has(o, "name")) {
+    s.name = GetString(o, "name");
+    static const std::regex valid("^[A-Za-z0-9_]+$");
+    if (!std::regex_match(s.name, valid)) {
+      throw RangeError(path + ": name '" + s.name + "' must be letters, digits and underscores (it becomes a state_dict key part)");
+    }
+  }
+  s.inlined = GetBool(o, "inline", false);
+  if (s.inlined && !IsBlock(t)) throw RangeError(path + ": only sequential, concat, residual and scale blocks can be inline");
+  if (s.inlined && !s.name.empty()) throw RangeError(path + ": an inline block registers no module of its own, so it takes no name");
   if (t == "conv2d") {
     s.in = Positive(o, "in", path);
     s.out = Positive(o, "out", path);
@@ -49,17 +85,41 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
     s.stride = Positive(o, "stride", path, 1);
     s.padding = GetInt(o, "padding", 0);
     if (s.padding < 0) throw RangeError(path + ": 'padding' must be >= 0");
+    s.groups = Positive(o, "groups", path, 1);
+    s.dilation = Positive(o, "dilation", path, 1);
+    if (s.in % s.groups != 0 || s.out % s.groups != 0) {
+      throw RangeError(path + ": 'groups' " + std::to_string(s.groups) + " must divide both 'in' (" + std::to_string(s.in) + ") and 'out' (" +
+                       std::to_string(s.out) + ")");
+    }
     s.bias = GetBool(o, "bias", true);
-  } else if (t == "batchnorm2d") {
+  } else if (t == "batchnorm2d" || t == "batchnorm1d") {
     s.in = Positive(o, "features", path);
     s.eps = GetNumber(o, "eps", 1e-5);
-    s.momentum = GetNumber(o, "momentum", 0.1);
+    if (!(s.eps > 0)) throw RangeError(path + ": 'eps' must be positive");
+    if (Has(o, "momentum") && o.Get("momentum").IsNull()) {
+      s.hasMomentum = false;
+    } else {
+      s.momentum = GetNumber(o, "momentum", 0.1);
+      if (!(s.momentum >= 0 && s.momentum <= 1)) throw RangeError(path + ": 'momentum' must be in [0, 1] (or null for a cumulative average)");
+    }
+  } else if (t == "layernorm") {
+    s.in = Positive(o, "features", path);
+    s.eps = GetNumber(o, "eps", 1e-5);
+    if (!(s.eps > 0)) throw RangeError(path + ": 'eps' must be positive");
   } else if (t == "dropout" || t == "dropout2d") {
     s.p = GetNumber(o, "p");
     if (s.p < 0 || s.p >= 1) throw RangeError(path + ": dropout 'p' must be in [0, 1), got " + std::to_string(s.p));
+  } else if (t == "stochasticdepth") {
+    s.p = GetNumber(o, "p");
+    if (!(s.p >= 0 && s.p <= 1)) throw RangeError(path + ": stochastic depth 'p' must be in [0, 1], got " + std::to_string(s.p));
+    s.mode = GetString(o, "mode", "row");
+    if (s.mode != "row" && s.mode != "batch") throw RangeError(path + ": stochastic depth 'mode' must be 'row' or 'batch', got '" + s.mode + "'");
   } else if (t == "maxpool2d" || t == "avgpool2d") {
     s.kernel = Positive(o, "kernel", path);
     s.stride = Positive(o, "stride", path, s.kernel);
+    s.padding = GetInt(o, "padding", 0);
+    if (s.padding < 0 || 2 * s.padding > s.kernel) throw RangeError(path + ": 'padding' must be between 0 and half the kernel");
+    s.ceil = GetBool(o, "ceil", false);
   } else if (t == "adaptiveavgpool2d") {
     Napi::Value out = o.Get("output");
     if (out.IsArray() && out.As<Napi::Array>().Length() == 2) {
@@ -72,16 +132,66 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
     } else {
       s.outH = s.outW = Positive(o, "output", path);
     }
+  } else if (t == "flatten") {
+    s.dims = {GetInt(o, "start", 1), GetInt(o, "end", -1)};
+    if (s.dims[0] == 0) throw RangeError(path + ": flatten 'start' must not be 0 (the batch dimension)");
+  } else if (t == "reshape") {
+    s.dims = IntList(o, "shape", path);
+    if (s.dims.empty()) throw RangeError(path + ": reshape 'shape' (per sample, without the batch) is empty");
+    int64_t inferred = 0;
+    for (int64_t d : s.dims) {
+      if (d == -1) ++inferred;
+      else if (d <= 0) throw RangeError(path + ": reshape 'shape' entries must be positive, or -1 once");
+    }
+    if (inferred > 1) throw RangeError(path + ": reshape 'shape' may hold -1 only once");
+  } else if (t == "transpose") {
+    s.dims = IntList(o, "dims", path);
+    if (s.dims.size() != 2 || s.dims[0] == 0 || s.dims[1] == 0) {
+      throw RangeError(path + ": transpose 'dims' must be two dimensions other than the batch's (0)");
+    }
+  } else if (t == "select") {
+    s.dims = {GetInt(o, "dim"), GetInt(o, "index")};
+    if (s.dims[0] == 0) throw RangeError(path + ": select 'dim' must not be 0 (the batch dimension)");
   } else if (t == "linear") {
     s.in = Positive(o, "in", path);
     s.out = Positive(o, "out", path);
     s.bias = GetBool(o, "bias", true);
+  } else if (t == "token") {
+    s.in = Positive(o, "dim", path);
+    if (s.name.empty()) s.name = "class_token";
+  } else if (t == "positionembedding") {
+    s.tokens = Positive(o, "tokens", path);
+    s.in = Positive(o, "dim", path);
+    if (s.name.empty()) s.name = "pos_embedding";
+  } else if (t == "multiheadattention" || t == "transformerencoderlayer") {
+    s.in = Positive(o, "dim", path);
+    s.heads = Positive(o, "heads", path);
+    if (s.in % s.heads != 0) {
+      throw RangeError(path + ": 'dim' " + std::to_string(s.in) + " must be divisible by 'heads' " + std::to_string(s.heads));
+    }
+    s.p = Probability(o, "dropout", path, 0);
+    s.bias = GetBool(o, "bias", true);
+    if (t == "transformerencoderlayer") {
+      s.feedforward = Positive(o, "feedforward", path);
+      s.activation = GetString(o, "activation", "relu");
+      if (s.activation != "relu" && s.activation != "gelu") throw RangeError(path + ": 'activation' must be 'relu' or 'gelu'");
+      s.normFirst = GetBool(o, "normFirst", false);
+      s.eps = GetNumber(o, "eps", 1e-5);
+      if (!s.bias) throw RangeError(path + ": a transformer encoder layer always has biases");
+    }
   } else if (t == "sequential") {
     s.children = ParseList(o, "layers", path);
   } else if (t == "concat") {
     s.children = ParseList(o, "branches", path);
     if (s.children.empty()) throw RangeError(path + ": concat needs at least one branch");
-  } else if (t != "relu" && t != "flatten" && t != "logsoftmax") {
+  } else if (t == "residual" || t == "scale") {
+    s.children = ParseList(o, "layers", path);
+    if (s.children.empty()) throw RangeError(path + ": " + t + " needs at least one layer");
+    if (t == "residual" && Has(o, "shortcut") && !o.Get("shortcut").IsUndefined()) {
+      s.shortcut.push_back(ParseLayer(o.Get("shortcut"), path + ".shortcut"));
+    }
+  } else if (t != "relu" && t != "relu6" && t != "hardswish" && t != "hardsigmoid" && t != "silu" && t != "gelu" && t != "sigmoid" &&
+             t != "logsoftmax") {
     throw RangeError(path + ": unknown layer type '" + t + "' (expected one of " + kLayerTypes + ")");
   }
   return s;
@@ -124,42 +234,132 @@ std::vector<double> ParseChannelStats(const Napi::Object& input, const char* key
   return out;
 }
 
-torch::nn::AnyModule Build(const LayerSpec& s) {
+// A free name on `owner`: the layer's own, or the number of modules registered there so
+// far (nn.Sequential's index when no block is inline).
+std::string KeyOn(torch::nn::Module& owner, const LayerSpec& s) {
+  std::string key = s.name.empty() ? std::to_string(owner.children().size()) : s.name;
+  if (owner.named_children().contains(key) || owner.named_parameters(false).contains(key) || owner.named_buffers(false).contains(key)) {
+    throw RangeError(s.path + ": the name '" + key + "' is already taken in its module; give the layer another name");
+  }
+  return key;
+}
+
+std::shared_ptr<torch::nn::Module> Register(torch::nn::Module& owner, const LayerSpec& s, std::shared_ptr<torch::nn::Module> m) {
+  owner.register_module(KeyOn(owner, s), m);
+  return m;
+}
+
+torch::nn::AnyModule Build(const LayerSpec& s, torch::nn::Module& owner);
+
+// The layers of a block, registered on `owner`, run in order by the returned Sequential.
+Sequential Chain(const std::vector<LayerSpec>& layers, torch::nn::Module& owner) {
+  Sequential seq;
+  for (const auto& c : layers) seq->Add(c, Build(c, owner));
+  return seq;
+}
+
+// Builds the layer and registers what it owns on `owner` (an inline block registers its
+// layers there; a parameter layer its tensor). Returns what the forward pass calls.
+torch::nn::AnyModule Build(const LayerSpec& s, torch::nn::Module& owner) {
   namespace nn = torch::nn;
   const std::string& t = s.type;
+  auto leaf = [&](auto module) {
+    Register(owner, s, module.ptr());
+    return nn::AnyModule(module);
+  };
   if (t == "conv2d") {
-    return nn::AnyModule(nn::Conv2d(nn::Conv2dOptions(s.in, s.out, s.kernel).stride(s.stride).padding(s.padding).bias(s.bias)));
+    return leaf(nn::Conv2d(
+        nn::Conv2dOptions(s.in, s.out, s.kernel).stride(s.stride).padding(s.padding).groups(s.groups).dilation(s.dilation).bias(s.bias)));
   }
-  if (t == "batchnorm2d") return nn::AnyModule(nn::BatchNorm2d(nn::BatchNorm2dOptions(s.in).eps(s.eps).momentum(s.momentum)));
-  if (t == "dropout") return nn::AnyModule(FastDropout(s.p));
-  if (t == "dropout2d") return nn::AnyModule(nn::Dropout2d(nn::Dropout2dOptions(s.p)));
-  if (t == "relu") return nn::AnyModule(nn::ReLU(nn::ReLUOptions(true)));
-  if (t == "maxpool2d") return nn::AnyModule(nn::MaxPool2d(nn::MaxPool2dOptions(s.kernel).stride(s.stride)));
-  if (t == "avgpool2d") return nn::AnyModule(nn::AvgPool2d(nn::AvgPool2dOptions(s.kernel).stride(s.stride)));
-  if (t == "adaptiveavgpool2d") {
-    return nn::AnyModule(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({s.outH, s.outW})));
+  auto momentum = [&]() -> c10::optional<double> { return s.hasMomentum ? c10::optional<double>(s.momentum) : c10::nullopt; };
+  if (t == "batchnorm2d") return leaf(nn::BatchNorm2d(nn::BatchNorm2dOptions(s.in).eps(s.eps).momentum(momentum())));
+  if (t == "batchnorm1d") return leaf(nn::BatchNorm1d(nn::BatchNorm1dOptions(s.in).eps(s.eps).momentum(momentum())));
+  if (t == "layernorm") return leaf(nn::LayerNorm(nn::LayerNormOptions({s.in}).eps(s.eps)));
+  if (t == "dropout") return leaf(FastDropout(s.p));
+  if (t == "dropout2d") return leaf(nn::Dropout2d(nn::Dropout2dOptions(s.p)));
+  if (t == "stochasticdepth") return leaf(StochasticDepth(s.p, s.mode == "row"));
+  if (t == "relu") return leaf(nn::ReLU(nn::ReLUOptions(true)));
+  if (t == "relu6") return leaf(Activation(Act::kRelu6));
+  if (t == "hardswish") return leaf(Activation(Act::kHardswish));
+  if (t == "hardsigmoid") return leaf(Activation(Act::kHardsigmoid));
+  if (t == "silu") return leaf(Activation(Act::kSilu));
+  if (t == "gelu") return leaf(Activation(Act::kGelu));
+  if (t == "sigmoid") return leaf(Activation(Act::kSigmoid));
+  if (t == "maxpool2d") return leaf(nn::MaxPool2d(nn::MaxPool2dOptions(s.kernel).stride(s.stride).padding(s.padding).ceil_mode(s.ceil)));
+  if (t == "avgpool2d") return leaf(nn::AvgPool2d(nn::AvgPool2dOptions(s.kernel).stride(s.stride).padding(s.padding).ceil_mode(s.ceil)));
+  if (t == "adaptiveavgpool2d") return leaf(nn::AdaptiveAvgPool2d(nn::AdaptiveAvgPool2dOptions({s.outH, s.outW})));
+  if (t == "flatten") return leaf(nn::Flatten(nn::FlattenOptions().start_dim(s.dims[0]).end_dim(s.dims[1])));
+  if (t == "reshape") return leaf(Reshape(s.dims));
+  if (t == "transpose") return leaf(Transpose(s.dims[0], s.dims[1]));
+  if (t == "select") return leaf(Select(s.dims[0], s.dims[1]));
+  if (t == "linear") return leaf(nn::Linear(nn::LinearOptions(s.in, s.out).bias(s.bias)));
+  if (t == "logsoftmax") return leaf(nn::LogSoftmax(nn::LogSoftmaxOptions(1)));
+  if (t == "multiheadattention") return leaf(MultiheadAttention(s.in, s.heads, s.p, s.bias));
+  if (t == "transformerencoderlayer") return leaf(TransformerEncoderLayer(s));
+  if (t == "token") {
+    // torchvision's VisionTransformer starts its class token at zero.
+    return nn::AnyModule(Token(owner.register_parameter(KeyOn(owner, s), torch::zeros({1, 1, s.in}))));
   }
-  if (t == "flatten") return nn::AnyModule(nn::Flatten());
-  if (t == "linear") return nn::AnyModule(nn::Linear(nn::LinearOptions(s.in, s.out).bias(s.bias)));
-  if (t == "logsoftmax") return nn::AnyModule(nn::LogSoftmax(nn::LogSoftmaxOptions(1)));
+  if (t == "positionembedding") {
+    at::Tensor e = owner.register_parameter(KeyOn(owner, s), torch::empty({1, s.tokens, s.in}));
+    {
+      torch::NoGradGuard no_grad;
+      e.normal_(0, 0.02);  // as torchvision's VisionTransformer
+    }
+    return nn::AnyModule(PositionEmbedding(s, e));
+  }
+  // Blocks: an inline one registers its layers on `owner`, any other on itself.
+  std::shared_ptr<nn::Module> self;
+  nn::Module* target = &owner;
+  nn::AnyModule result;
   if (t == "sequential") {
     Sequential seq;
-    for (const auto& c : s.children) seq->Append(c, Build(c));
-    return nn::AnyModule(seq);
+    if (!s.inlined) target = seq.get();
+    for (const auto& c : s.children) seq->Add(c, Build(c, *target));
+    self = seq.ptr();
+    result = nn::AnyModule(seq);
+  } else if (t == "concat") {
+    Concat cat;
+    if (!s.inlined) target = cat.get();
+    for (const auto& c : s.children) cat->Add(c, Build(c, *target));
+    self = cat.ptr();
+    result = nn::AnyModule(cat);
+  } else if (t == "residual") {
+    // The main path's layers and the shortcut belong to the residual block itself
+    // (torchvision's BasicBlock: conv1, bn1, ..., downsample).
+    Residual block(s);
+    if (!s.inlined) target = block.get();
+    Sequential main = Chain(s.children, *target);
+    block->Wire(main, s.shortcut.empty() ? nn::AnyModule() : Build(s.shortcut[0], *target));
+    self = block.ptr();
+    result = nn::AnyModule(block);
+  } else if (t == "scale") {
+    Scale block(s);
+    if (!s.inlined) target = block.get();
+    block->Wire(Chain(s.children, *target));
+    self = block.ptr();
+    result = nn::AnyModule(block);
+  } else {
+    throw RangeError(s.path + ": unknown layer type '" + t + "'");
   }
-  Concat cat;
-  for (const auto& c : s.children) cat->Append(c, Build(c));
-  return nn::AnyModule(cat);
+  if (!s.inlined) Register(owner, s, self);
+  return result;
 }
 
 }  // namespace
 
 std::string LayerSpec::Describe() const {
   std::ostringstream d;
-  d << path << " (" << type;
-  if (type == "conv2d") d << " " << in << "->" << out << ", kernel " << kernel << ", stride " << stride << ", padding " << padding;
+  d << path;
+  if (!name.empty()) d << " '" << name << "'";
+  d << " (" << type;
+  if (type == "conv2d") {
+    d << " " << in << "->" << out << ", kernel " << kernel << ", stride " << stride << ", padding " << padding;
+    if (groups != 1) d << ", groups " << groups;
+  }
   if (type == "linear") d << " " << in << "->" << out;
-  if (type == "batchnorm2d") d << " " << in;
+  if (type == "batchnorm2d" || type == "batchnorm1d" || type == "layernorm") d << " " << in;
+  if (type == "multiheadattention" || type == "transformerencoderlayer") d << " dim " << in << ", " << heads << " heads";
   if (type == "maxpool2d" || type == "avgpool2d") d << " kernel " << kernel << ", stride " << stride;
   d << ")";
   return d.str();
@@ -185,8 +385,7 @@ ModelSpec ParseModelSpec(const Napi::Object& o) {
   return spec;
 }
 
-void SequentialImpl::Append(const LayerSpec& spec, torch::nn::AnyModule module) {
-  register_module(std::to_string(layers_.size()), module.ptr());
+void SequentialImpl::Add(const LayerSpec& spec, torch::nn::AnyModule module) {
   layers_.push_back(std::move(module));
   specs_.push_back(&spec);
 }
@@ -199,16 +398,22 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
       throw RangeError(s.Describe() + " expects " + std::to_string(s.in) + " input channels in a 4-d input, got input of shape " +
                        ShapeString(x.sizes()));
     }
-    if (s.type == "linear" && (x.dim() != 2 || x.size(1) != s.in)) {
-      throw RangeError(s.Describe() + " expects input [batch, " + std::to_string(s.in) + "], got " + ShapeString(x.sizes()) +
-                       (x.dim() > 2 ? " (add a flatten layer before it)" : ""));
+    if (s.type == "batchnorm1d" && (x.dim() < 2 || x.dim() > 3 || x.size(1) != s.in)) {
+      throw RangeError(s.Describe() + " expects input [batch, " + std::to_string(s.in) + "] or [batch, " + std::to_string(s.in) +
+                       ", length], got " + ShapeString(x.sizes()));
     }
-    if (s.type == "conv2d" && x.dim() == 4 &&
-        (x.size(2) + 2 * s.padding < s.kernel || x.size(3) + 2 * s.padding < s.kernel)) {
+    if ((s.type == "linear" || s.type == "layernorm") && (x.dim() < 2 || x.size(-1) != s.in)) {
+      throw RangeError(s.Describe() + " expects input [batch, " + (s.type == "layernorm" ? "..., " : "") + std::to_string(s.in) + "], got " +
+                       ShapeString(x.sizes()) +
+                       (x.dim() > 2 && s.type == "linear" ? " (add a flatten layer before it)" : ""));
+    }
+    const int64_t reach = s.dilation * (s.kernel - 1) + 1;
+    if (s.type == "conv2d" && x.dim() == 4 && (x.size(2) + 2 * s.padding < reach || x.size(3) + 2 * s.padding < reach)) {
       throw RangeError(s.Describe() + ": kernel " + std::to_string(s.kernel) + "x" + std::to_string(s.kernel) +
                        " is larger than its padded input " + ShapeString(x.sizes()));
     }
-    if ((s.type == "maxpool2d" || s.type == "avgpool2d") && x.dim() == 4 && (x.size(2) < s.kernel || x.size(3) < s.kernel)) {
+    if ((s.type == "maxpool2d" || s.type == "avgpool2d") && !s.ceil && x.dim() == 4 &&
+        (x.size(2) + 2 * s.padding < s.kernel || x.size(3) + 2 * s.padding < s.kernel)) {
       throw RangeError(s.Describe() + ": pooling window is larger than its input " + ShapeString(x.sizes()));
     }
     try {
@@ -216,9 +421,13 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
       // times faster on it, and batch norm (+ ReLU + dropout) runs as one fused kernel.
       if (s.type == "conv2d" && x.device().is_cpu() && x.scalar_type() == at::kFloat) x = ChannelsLast(x);
       auto* bn = s.type == "batchnorm2d" ? layers_[i].ptr()->as<torch::nn::BatchNorm2dImpl>() : nullptr;
-      if (bn != nullptr && CanFuseBatchNormAct(x, *bn)) {
+      // In training, a batch norm without a ReLU after it runs unfused: fused there, one SGD
+      // step of resnet34 (tests/zoo.test.ts) was 3e-3 off PyTorch's exact step. Other seeds
+      // still show a smaller mismatch inside deep residual blocks; the cause is not found yet.
+      const bool relu_next = i + 1 < layers_.size() && specs_[i + 1]->type == "relu";
+      if (bn != nullptr && (relu_next || !bn->is_training()) && CanFuseBatchNormAct(x, *bn)) {
         size_t next = i + 1;
-        const bool relu = next < layers_.size() && specs_[next]->type == "relu";
+        const bool relu = relu_next;
         if (relu) ++next;
         double dropout = 0;
         if (relu && next < layers_.size() && specs_[next]->type == "dropout") dropout = specs_[next++]->p;
@@ -234,8 +443,7 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
   return x;
 }
 
-void ConcatImpl::Append(const LayerSpec& spec, torch::nn::AnyModule module) {
-  register_module(std::to_string(branches_.size()), module.ptr());
+void ConcatImpl::Add(const LayerSpec& spec, torch::nn::AnyModule module) {
   branches_.push_back(std::move(module));
   specs_.push_back(&spec);
 }
@@ -257,7 +465,7 @@ at::Tensor ConcatImpl::forward(at::Tensor x) {
 
 Sequential Compile(const ModelSpec& spec) {
   Sequential net;
-  for (const auto& c : spec.root.children) net->Append(c, Build(c));
+  for (const auto& c : spec.root.children) net->Add(c, Build(c, *net));
   return net;
 }
 

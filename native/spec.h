@@ -1,6 +1,7 @@
 // A model spec arrives from TypeScript as a plain object tree. It is parsed on the
 // JS thread into LayerSpec (so no JS value is touched later) and compiled into
-// libtorch modules whose state_dict names match the equivalent PyTorch nn.Sequential.
+// libtorch modules whose state_dict names follow the spec's module tree: a layer's
+// `name`, or else its index among the modules of its parent, like nn.Sequential.
 #pragma once
 
 #include <napi.h>
@@ -14,11 +15,20 @@ namespace torchlet {
 struct LayerSpec {
   std::string type;
   std::string path;  // where the layer sits in the spec, for error messages
-  int64_t in = 0, out = 0, kernel = 0, stride = 0, padding = 0;
-  bool bias = true;
+  std::string name;  // its key in the parent module; empty: the next free index
+  bool inlined = false;  // a block whose layers register on the enclosing module
+  int64_t in = 0, out = 0, kernel = 0, stride = 0, padding = 0, groups = 1, dilation = 1;
+  bool bias = true, ceil = false;
   double p = 0, eps = 1e-5, momentum = 0.1;
+  bool hasMomentum = true;  // false: BatchNorm's cumulative average (momentum null)
   int64_t outH = 1, outW = 1;
+  int64_t heads = 0, feedforward = 0, tokens = 0;
+  std::string activation;  // transformer encoder layer: relu or gelu
+  bool normFirst = false;
+  std::string mode;  // stochastic depth: row or batch
+  std::vector<int64_t> dims;  // flatten [start, end], transpose [a, b], select [dim, index], reshape (per-sample shape)
   std::vector<LayerSpec> children;
+  std::vector<LayerSpec> shortcut;  // residual: none (identity) or one layer
 
   std::string Describe() const;
 };
@@ -32,11 +42,12 @@ struct ModelSpec {
 
 ModelSpec ParseModelSpec(const Napi::Object& spec);
 
-// A Sequential whose children are registered as "0", "1", ... like nn.Sequential.
+// Layers run in order. Which module each one is registered on (this one, or for an inline
+// block the enclosing one) was decided when the tree was built.
 class SequentialImpl : public torch::nn::Module {
  public:
   at::Tensor forward(at::Tensor x);
-  void Append(const LayerSpec& spec, torch::nn::AnyModule module);
+  void Add(const LayerSpec& spec, torch::nn::AnyModule module);
 
  private:
   std::vector<torch::nn::AnyModule> layers_;
@@ -48,7 +59,7 @@ TORCH_MODULE(Sequential);
 class ConcatImpl : public torch::nn::Module {
  public:
   at::Tensor forward(at::Tensor x);
-  void Append(const LayerSpec& spec, torch::nn::AnyModule module);
+  void Add(const LayerSpec& spec, torch::nn::AnyModule module);
 
  private:
   std::vector<torch::nn::AnyModule> branches_;

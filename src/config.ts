@@ -7,8 +7,9 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { loadKaggleCsv, loadMnist, type Dataset } from './dataset.js';
 import { Model } from './model.js';
-import { isModelName, models, type ModelName } from './models.js';
+import { models } from './models.js';
 import type { AugmentOptions } from './native.js';
+import type { ModelSpec } from './spec.js';
 import {
   AUGMENT_PRESETS,
   METRICS,
@@ -198,9 +199,15 @@ export function parseDataset(value: string): DatasetChoice {
   throw new RangeError(`dataset must be 'mnist', 'fashion-mnist' or 'kaggle:DIR', got '${value}'`);
 }
 
+/**
+ * Architectures by name. Core knows the reference models; the CLI and the workers pass the
+ * model zoo's registry (src/zoo), which core does not import.
+ */
+export type ModelRegistry = Readonly<Record<string, ModelSpec>>;
+
 /** A config with the model, augmentation, recipe figures, device and dataset filled in. */
 export interface ResolvedConfig extends TrainConfig {
-  model: ModelName;
+  model: string;
   aug: boolean;
   epochs: number;
   batchSize: number;
@@ -221,9 +228,9 @@ function augmentFrom(value: TrainConfig['augment']): AugmentOptions | undefined 
 }
 
 /** The recipe a config names; `--augment` (a preset or options) implies `aug` unless `aug: false`. */
-export function resolveConfig(cfg: TrainConfig, source = 'config'): { config: ResolvedConfig; recipe: Recipe } {
+export function resolveConfig(cfg: TrainConfig, source = 'config', registry: ModelRegistry = models): { config: ResolvedConfig; recipe: Recipe } {
   const modelName = cfg.model ?? 'super_light';
-  if (!isModelName(modelName)) throw new ConfigError(source, [{ field: 'model', message: `unknown model '${modelName}' (choose one of ${Object.keys(models).join(', ')})` }]);
+  if (!Object.hasOwn(registry, modelName)) throw new ConfigError(source, [{ field: 'model', message: `unknown model '${modelName}' (choose one of ${Object.keys(registry).join(', ')})` }]);
   const dataset = cfg.dataset ?? 'mnist';
   try {
     parseDataset(dataset);
@@ -282,7 +289,9 @@ export interface PreparedTraining {
  * Sets the thread count, loads the data (with the validation split) and builds the model
  * (with the recipe's normalisation) that a resolved config names.
  */
-export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, source = 'config'): Promise<PreparedTraining> {
+export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, source = 'config', registry: ModelRegistry = models): Promise<PreparedTraining> {
+  const architecture = Object.hasOwn(registry, config.model) ? registry[config.model] : undefined;
+  if (architecture === undefined) throw new ConfigError(source, [{ field: 'model', message: `unknown model '${config.model}' (choose one of ${Object.keys(registry).join(', ')})` }]);
   if (config.threads !== undefined) setThreads(config.threads);
   const dataset = parseDataset(config.dataset);
   const limit = config.trainLimit !== undefined ? { trainLimit: config.trainLimit } : {};
@@ -319,7 +328,7 @@ export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, so
         owned.push(loaded.train);
       }
     }
-    const spec = recipe.normalize !== null ? withNormalization(models[config.model], recipe.normalize) : models[config.model];
+    const spec = recipe.normalize !== null ? withNormalization(architecture, recipe.normalize) : architecture;
     let model: Model;
     try {
       model = new Model(spec, { device: config.device, seed: recipe.seed });

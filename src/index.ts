@@ -11,9 +11,12 @@ export type {
   TrainerOptions,
 } from './native.js';
 export { layers, defineModel, countParams, MNIST_INPUT } from './spec.js';
-export type { Layer, ModelSpec, InputSpec } from './spec.js';
-export { models, light, lightest, superLight, DOCUMENTED_PARAMS, isModelName } from './models.js';
+export type { Layer, LayerBody, Block, Activation, ModelSpec, InputSpec } from './spec.js';
+// `models`: the three released reference models; `allModels`: those and the zoo, at MNIST defaults.
+export { models, light, lightest, superLight, DOCUMENTED_PARAMS } from './models.js';
 export type { ModelName } from './models.js';
+export { models as allModels, isModelName, zoo, withoutDropout } from './zoo/index.js';
+export type { ModelName as AnyModelName, ZooName, ZooOptions, VitOptions, EfficientNetOptions } from './zoo/index.js';
 import { Model as CoreModel } from './model.js';
 import { exportOnnx, type OnnxExportOptions } from './export/onnx.js';
 

@@ -1,20 +1,66 @@
 // Model specs: plain, typed, serialisable descriptions of a network. The native side
 // compiles them into libtorch modules; parameter counting needs no addon at all.
 
-export type Layer =
-  | { type: 'conv2d'; in: number; out: number; kernel: number; stride?: number; padding?: number; bias?: boolean }
-  | { type: 'batchnorm2d'; features: number; eps?: number; momentum?: number }
+/**
+ * One layer or block of a network. `name` is its key in the enclosing module's state_dict
+ * (`conv1` in `layer1.0.conv1.weight`); without one, a layer takes the next index, as in
+ * nn.Sequential. An `inline` block registers no module of its own: its layers join the
+ * enclosing module, the way torchvision's Fire or BasicBlock hold their layers directly.
+ */
+export type Layer = LayerBody & { name?: string };
+
+/** Blocks: containers of layers that run in order, side by side, summed or multiplied. */
+export type Block =
+  | { type: 'sequential'; layers: Layer[]; inline?: boolean }
+  | { type: 'concat'; branches: Layer[]; inline?: boolean }
+  /** layers(x) + shortcut(x); no shortcut means the identity. */
+  | { type: 'residual'; layers: Layer[]; shortcut?: Layer; inline?: boolean }
+  /** x * layers(x): channel-wise scaling by a branch (squeeze-and-excitation). */
+  | { type: 'scale'; layers: Layer[]; inline?: boolean };
+
+export type Activation = 'relu' | 'relu6' | 'hardswish' | 'hardsigmoid' | 'silu' | 'gelu' | 'sigmoid';
+
+export type LayerBody =
+  | Block
+  | { type: 'conv2d'; in: number; out: number; kernel: number; stride?: number; padding?: number; groups?: number; dilation?: number; bias?: boolean }
+  /** momentum null: a cumulative moving average, as PyTorch's momentum=None. */
+  | { type: 'batchnorm2d' | 'batchnorm1d'; features: number; eps?: number; momentum?: number | null }
+  | { type: 'layernorm'; features: number; eps?: number }
   | { type: 'dropout'; p: number }
   | { type: 'dropout2d'; p: number }
-  | { type: 'relu' }
-  | { type: 'maxpool2d'; kernel: number; stride?: number }
-  | { type: 'avgpool2d'; kernel: number; stride?: number }
+  /** torchvision's StochasticDepth: drops whole rows (or the whole batch) in training, identity in eval. */
+  | { type: 'stochasticdepth'; p: number; mode?: 'row' | 'batch' }
+  | { type: Activation }
+  | { type: 'maxpool2d'; kernel: number; stride?: number; padding?: number; ceil?: boolean }
+  | { type: 'avgpool2d'; kernel: number; stride?: number; padding?: number; ceil?: boolean }
   | { type: 'adaptiveavgpool2d'; output: number | [number, number] }
-  | { type: 'flatten' }
+  /** torch.flatten(x, start, end); start defaults to 1, end to -1. */
+  | { type: 'flatten'; start?: number; end?: number }
+  /** x.reshape(batch, ...shape). */
+  | { type: 'reshape'; shape: number[] }
+  /** x.transpose(a, b), dimensions counted with the batch as 0. */
+  | { type: 'transpose'; dims: [number, number] }
+  /** x.select(dim, index): x[:, 0] takes a ViT's class token. */
+  | { type: 'select'; dim: number; index: number }
   | { type: 'linear'; in: number; out: number; bias?: boolean }
   | { type: 'logsoftmax' }
-  | { type: 'sequential'; layers: Layer[] }
-  | { type: 'concat'; branches: Layer[] };
+  /** A learned [1, 1, dim] token put before the sequence; a parameter of the enclosing module (default name class_token). */
+  | { type: 'token'; dim: number }
+  /** A learned [1, tokens, dim] embedding added to the sequence; a parameter of the enclosing module (default name pos_embedding). */
+  | { type: 'positionembedding'; tokens: number; dim: number }
+  /** Self-attention over [batch, tokens, dim], with nn.MultiheadAttention's state names. */
+  | { type: 'multiheadattention'; dim: number; heads: number; dropout?: number; bias?: boolean }
+  /** nn.TransformerEncoderLayer(batch_first=True) and its state names; pre-norm with normFirst. */
+  | {
+      type: 'transformerencoderlayer';
+      dim: number;
+      heads: number;
+      feedforward: number;
+      dropout?: number;
+      activation?: 'relu' | 'gelu';
+      normFirst?: boolean;
+      eps?: number;
+    };
 
 export interface InputSpec {
   channels: number;
@@ -31,29 +77,80 @@ export interface ModelSpec {
   layers: Layer[];
 }
 
-/** Builders for layers, so specs read like PyTorch's nn.Sequential. */
+type ConvOptions = { stride?: number; padding?: number; groups?: number; dilation?: number; bias?: boolean };
+type PoolOptions = { padding?: number; ceil?: boolean };
+type NormOptions = { eps?: number; momentum?: number | null };
+
+/** Builders for layers, so specs read like PyTorch's nn modules. */
 export const layers = {
-  conv2d: (inChannels: number, outChannels: number, kernel: number, options: { stride?: number; padding?: number; bias?: boolean } = {}): Layer => ({
+  conv2d: (inChannels: number, outChannels: number, kernel: number, options: ConvOptions = {}): Layer => ({
     type: 'conv2d',
     in: inChannels,
     out: outChannels,
     kernel,
     ...options,
   }),
-  batchNorm2d: (features: number, options: { eps?: number; momentum?: number } = {}): Layer => ({ type: 'batchnorm2d', features, ...options }),
+  batchNorm2d: (features: number, options: NormOptions = {}): Layer => ({ type: 'batchnorm2d', features, ...options }),
+  batchNorm1d: (features: number, options: NormOptions = {}): Layer => ({ type: 'batchnorm1d', features, ...options }),
+  layerNorm: (features: number, options: { eps?: number } = {}): Layer => ({ type: 'layernorm', features, ...options }),
   dropout: (p: number): Layer => ({ type: 'dropout', p }),
   dropout2d: (p: number): Layer => ({ type: 'dropout2d', p }),
+  stochasticDepth: (p: number, mode: 'row' | 'batch' = 'row'): Layer => ({ type: 'stochasticdepth', p, mode }),
   relu: (): Layer => ({ type: 'relu' }),
-  maxPool2d: (kernel: number, stride?: number): Layer => (stride === undefined ? { type: 'maxpool2d', kernel } : { type: 'maxpool2d', kernel, stride }),
-  avgPool2d: (kernel: number, stride?: number): Layer => (stride === undefined ? { type: 'avgpool2d', kernel } : { type: 'avgpool2d', kernel, stride }),
+  relu6: (): Layer => ({ type: 'relu6' }),
+  hardswish: (): Layer => ({ type: 'hardswish' }),
+  hardsigmoid: (): Layer => ({ type: 'hardsigmoid' }),
+  silu: (): Layer => ({ type: 'silu' }),
+  gelu: (): Layer => ({ type: 'gelu' }),
+  sigmoid: (): Layer => ({ type: 'sigmoid' }),
+  maxPool2d: (kernel: number, stride?: number, options: PoolOptions = {}): Layer => ({
+    type: 'maxpool2d',
+    kernel,
+    ...(stride !== undefined && { stride }),
+    ...options,
+  }),
+  avgPool2d: (kernel: number, stride?: number, options: PoolOptions = {}): Layer => ({
+    type: 'avgpool2d',
+    kernel,
+    ...(stride !== undefined && { stride }),
+    ...options,
+  }),
   adaptiveAvgPool2d: (output: number | [number, number]): Layer => ({ type: 'adaptiveavgpool2d', output }),
   /** Global average pooling: adaptive average pooling to 1x1. */
   globalAvgPool: (): Layer => ({ type: 'adaptiveavgpool2d', output: 1 }),
-  flatten: (): Layer => ({ type: 'flatten' }),
+  flatten: (start?: number, end?: number): Layer => ({ type: 'flatten', ...(start !== undefined && { start }), ...(end !== undefined && { end }) }),
+  reshape: (...shape: number[]): Layer => ({ type: 'reshape', shape }),
+  transpose: (a: number, b: number): Layer => ({ type: 'transpose', dims: [a, b] }),
+  select: (dim: number, index: number): Layer => ({ type: 'select', dim, index }),
   linear: (inFeatures: number, outFeatures: number, options: { bias?: boolean } = {}): Layer => ({ type: 'linear', in: inFeatures, out: outFeatures, ...options }),
   logSoftmax: (): Layer => ({ type: 'logsoftmax' }),
+  token: (dim: number): Layer => ({ type: 'token', dim }),
+  positionEmbedding: (tokens: number, dim: number): Layer => ({ type: 'positionembedding', tokens, dim }),
+  multiheadAttention: (dim: number, heads: number, options: { dropout?: number; bias?: boolean } = {}): Layer => ({
+    type: 'multiheadattention',
+    dim,
+    heads,
+    ...options,
+  }),
+  transformerEncoderLayer: (
+    dim: number,
+    heads: number,
+    feedforward: number,
+    options: { dropout?: number; activation?: 'relu' | 'gelu'; normFirst?: boolean; eps?: number } = {},
+  ): Layer => ({ type: 'transformerencoderlayer', dim, heads, feedforward, ...options }),
   sequential: (...children: Layer[]): Layer => ({ type: 'sequential', layers: children }),
   concat: (...branches: Layer[]): Layer => ({ type: 'concat', branches }),
+  /** layers(x) + shortcut(x); the shortcut defaults to the identity. */
+  residual: (main: Layer[], shortcut?: Layer): Layer => ({ type: 'residual', layers: main, ...(shortcut && { shortcut }) }),
+  /** x * layers(x), channel by channel (squeeze-and-excitation). */
+  scale: (...branch: Layer[]): Layer => ({ type: 'scale', layers: branch }),
+  /** The same layer under a state_dict name: named('conv1', conv2d(...)). */
+  named: (name: string, layer: Layer): Layer => ({ ...layer, name }),
+  /** The same block without a module of its own: its layers register on the enclosing module. */
+  inline: (block: Layer): Layer => {
+    if (!['sequential', 'concat', 'residual', 'scale'].includes(block.type)) throw new TypeError(`only blocks can be inline, not ${block.type}`);
+    return { ...block, inline: true } as Layer;
+  },
 };
 
 export const MNIST_INPUT: InputSpec = { channels: 1, height: 28, width: 28, mean: [0.1307], std: [0.3081] };
@@ -63,17 +160,31 @@ export function defineModel(name: string, layerList: Layer[], input: InputSpec =
 }
 
 function layerParams(layer: Layer): number {
+  const sum = (list: Layer[]): number => list.reduce((n, l) => n + layerParams(l), 0);
   switch (layer.type) {
     case 'conv2d':
-      return layer.out * layer.in * layer.kernel * layer.kernel + (layer.bias === false ? 0 : layer.out);
+      return (layer.out * layer.in * layer.kernel * layer.kernel) / (layer.groups ?? 1) + (layer.bias === false ? 0 : layer.out);
     case 'batchnorm2d':
+    case 'batchnorm1d':
+    case 'layernorm':
       return 2 * layer.features;
     case 'linear':
       return layer.out * layer.in + (layer.bias === false ? 0 : layer.out);
+    case 'token':
+      return layer.dim;
+    case 'positionembedding':
+      return layer.tokens * layer.dim;
+    case 'multiheadattention':
+      return 4 * layer.dim * layer.dim + (layer.bias === false ? 0 : 4 * layer.dim);
+    case 'transformerencoderlayer':
+      // self-attention, linear1, linear2, norm1 and norm2
+      return 4 * layer.dim * layer.dim + 4 * layer.dim + 2 * layer.dim * layer.feedforward + layer.feedforward + layer.dim + 4 * layer.dim;
     case 'sequential':
-      return layer.layers.reduce((n, l) => n + layerParams(l), 0);
+    case 'residual':
+    case 'scale':
+      return sum(layer.layers) + (layer.type === 'residual' && layer.shortcut ? layerParams(layer.shortcut) : 0);
     case 'concat':
-      return layer.branches.reduce((n, l) => n + layerParams(l), 0);
+      return sum(layer.branches);
     default:
       return 0;
   }

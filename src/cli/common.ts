@@ -3,7 +3,7 @@
 import { InvalidArgumentError } from 'commander';
 import { parseDataset as parseDatasetValue, type DatasetChoice } from '../config.js';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 
 /** Bad input from the user (a flag, a config, a weights file): reported without a stack trace, exit code 2. */
 export class InputError extends Error {}

@@ -10,7 +10,7 @@ import { Ensemble, parseMember, readEnsembleFile, type EnsembleEntry, type Vote 
 import { classificationReport, confusionMatrix, formatReport, type ClassificationReport } from '../metrics.js';
 import { Model } from '../model.js';
 import { runWeights } from './run-weights.js';
-import { models, type ModelName } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import { classMetricsPng, confusionMatrixPng, overallMetricsPng } from '../plot.js';
 import { NORMALIZATIONS, withNormalization, type NormalizationName } from '../recipe.js';
 import { stratifiedSplit } from '../split.js';

@@ -2,7 +2,8 @@
 import { Command, Option } from 'commander';
 import { exportOnnx, IR_VERSION, OnnxExportError, OPSET } from '../export/onnx.js';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { isModelName as isReleased } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import { releasedWeightsPath } from '../weights.js';
 import { InputError, loadWeights, message } from './common.js';
 
@@ -31,10 +32,11 @@ export function registerExport(program: Command): void {
 }
 
 function runExport(flags: ExportFlags): void {
+  if (flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
   const spec = models[flags.model];
   const model = new Model(spec);
   try {
-    loadWeights(model, flags.model, flags.weights ?? releasedWeightsPath(flags.model));
+    loadWeights(model, flags.model, flags.weights ?? releasedWeightsPath(flags.model as Parameters<typeof releasedWeightsPath>[0]));
     const bytes = exportOnnx(model, flags.out, { foldBatchNorm: flags.foldBatchnorm, includePreprocessing: flags.includePreprocessing ?? false });
     const { channels, height, width, mean, std } = spec.input;
     const input = flags.includePreprocessing

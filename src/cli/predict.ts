@@ -4,7 +4,8 @@ import { readdirSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MAX_PIXELS, ImageError, preprocessImage, type BBox } from '../image/index.js';
-import { models, type ModelName } from '../models.js';
+import { isModelName as isReleased } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import type { NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
 import type { Vote } from '../ensemble/index.js';
@@ -127,10 +128,11 @@ async function runPredict(inputs: string[], given: PredictFlags): Promise<void> 
 
 async function classifyFiles(files: string[], flags: PredictFlags): Promise<void> {
   const byEnsemble = (flags.member ?? []).length > 0 || flags.ensemble !== undefined;
-  // An ensemble replaces --model/--weights (whose default here is super_light's released weights).
+  if (!byEnsemble && flags.weights === undefined && !isReleased(flags.model)) throw new InputError(`--model ${flags.model} has no released weights; pass --weights <file>`);
+  // An ensemble replaces --model/--weights (whose default here is the model's released weights).
   const scorer = byEnsemble
     ? buildScorer({ ...flags, model: undefined, weights: undefined })
-    : buildScorer({ ...flags, weights: flags.weights ?? releasedWeightsPath(flags.model) });
+    : buildScorer({ ...flags, weights: flags.weights ?? releasedWeightsPath(flags.model as Parameters<typeof releasedWeightsPath>[0]) });
   try {
     const ok: { file: string; pixels: Uint8Array; inverted: boolean; bbox: BBox | null }[] = [];
     const failed: Failed[] = [];

@@ -1,6 +1,6 @@
 // `--run ID` for evaluate and predict: a recorded run's best weights, fetched from the
 // store into a temporary file, with the architecture (and normalisation) the run trained.
-import type { ModelName } from '../models.js';
+import type { ModelName } from '../zoo/index.js';
 import type { RunWeights } from '../store/weights.js';
 import { InputError, message } from './common.js';
 

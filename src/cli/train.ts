@@ -18,7 +18,7 @@ import {
   type PreparedTraining,
   type TrainConfig,
 } from '../config.js';
-import { models } from '../models.js';
+import { models } from '../zoo/index.js';
 import { METRICS, REFERENCE_RECIPE, type EarlyStopping, type OptimizerChoice, type SchedulerChoice } from '../recipe.js';
 import { getThreads } from '../runtime.js';
 import { TrainingAborted, train, type EpochRecord } from '../train.js';
@@ -221,8 +221,8 @@ async function runTrain(cmd: Command): Promise<void> {
   let resolved: ReturnType<typeof resolveConfig>;
   let prepared: PreparedTraining;
   try {
-    resolved = resolveConfig(given, 'the training options');
-    prepared = await prepareTraining(resolved.config, resolved.recipe, 'the training options');
+    resolved = resolveConfig(given, 'the training options', models);
+    prepared = await prepareTraining(resolved.config, resolved.recipe, 'the training options', models);
   } catch (err) {
     throw flagError(err);
   }

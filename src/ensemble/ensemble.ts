@@ -7,7 +7,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Dataset } from '../dataset.js';
 import { Model } from '../model.js';
-import { isModelName, models } from '../models.js';
+import { isModelName, models } from '../zoo/index.js';
 import { native } from '../native.js';
 import { NORMALIZATIONS, withNormalization, type NormalizationName } from '../recipe.js';
 

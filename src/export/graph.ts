@@ -65,12 +65,12 @@ export class GraphBuilder {
     return unique;
   }
 
-  /** Adds an int64 initializer (shapes, axes, slice bounds) and returns its name. */
-  ints(name: string, values: number[]): string {
+  /** Adds an int64 initializer (shapes, axes, slice bounds; a scalar with dims []) and returns its name. */
+  ints(name: string, values: number[], dims: number[] = [values.length]): string {
     const unique = this.unique(name);
     this.initializers.push({
       name: unique,
-      dims: [values.length],
+      dims,
       data_type: DataType.INT64,
       raw_data: littleEndian(BigInt64Array.from(values, (v) => BigInt(v))),
     });

@@ -5,6 +5,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { isAbsolute, relative, resolve } from 'node:path';
 import { ConfigError, parseConfig, parseDataset, resolveConfig, type ResolvedConfig } from '../config.js';
 import type { Recipe } from '../recipe.js';
+import { models } from '../zoo/index.js';
 
 /** The allowed data directory: TORCHLET_DATA_ROOT, else ./data. */
 export function defaultDataRoot(): string {
@@ -31,7 +32,7 @@ function underRoot(root: string, path: string): string | undefined {
 export function checkJobConfig(raw: unknown, dataRoot: string, source = 'config'): { config: ResolvedConfig; recipe: Recipe } {
   const cfg = parseConfig(raw, source);
   if (cfg.out !== undefined) throw new ConfigError(source, [{ field: 'out', message: "not accepted for a queued run: its weights are kept in the run store (GET /runs/{id}/artifacts/best.pt)" }]);
-  const resolved = resolveConfig(cfg, source);
+  const resolved = resolveConfig(cfg, source, models);
   const outside = (field: string, given: string): ConfigError =>
     new ConfigError(source, [{ field, message: `must name a folder under the allowed data directory (${dataRoot}), not '${given}'` }]);
   if (cfg.dataDir !== undefined) {

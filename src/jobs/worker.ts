@@ -13,6 +13,7 @@ import { RunLog } from '../training-log.js';
 import { recordEvaluation } from '../store/report.js';
 import { LeaseLostError, isTransient, type Run, type RunProgress, type RunStore } from '../store/store.js';
 import { checkJobConfig, defaultDataRoot } from './config.js';
+import { models } from '../zoo/index.js';
 
 export interface WorkerOptions {
   /** Unique among workers (default host-pid). */
@@ -118,7 +119,7 @@ export async function executeRun(store: RunStore, run: Run, options: WorkerOptio
       if (best !== undefined) writeFileSync(bestPath, best.data);
       log(`run ${run.id}: resuming from its checkpoint`);
     }
-    const prepared = await prepareTraining(config, recipe, `run ${run.id}'s config`);
+    const prepared = await prepareTraining(config, recipe, `run ${run.id}'s config`, models);
     try {
       const { model, data } = prepared;
       const runLog = new RunLog(scratch, { model: config.model, aug: config.aug, params: model.numParams(), device: model.device, threads: getThreads(), recipe });

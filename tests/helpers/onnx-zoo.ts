@@ -1,0 +1,76 @@
+// The model zoo through the ONNX exporter, shared by tests/export/onnx-zoo.test.ts (every
+// zoo model on a few hundred images) and tests/faults/onnx-zoo-full.test.ts (a few models
+// on the whole test set): each model exports (batch norm folded, and for some unfolded),
+// passes Debian's python3-onnx checker with strict shape inference, and runs in
+// onnxruntime-web with torchlet's predictions and log-probabilities within a stated
+// tolerance. The weights come from the PyTorch twins (tests/helpers/zoo_interop.py), with
+// batch norm statistics that are not 0 and 1 (which would hide a folding mistake) and a
+// classifier scaled so that the logits spread (near-uniform outputs would hide errors).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
+import { Dataset } from '../../src/dataset.js';
+import { decodeModel } from '../../src/export/schema.js';
+import { Model, toOnnx, zoo, type OnnxExportOptions, type ZooName } from '../../src/index.js';
+import { LOGPROB_TOLERANCE, agreement, checkOnnx, hasPythonOnnx } from './onnx.js';
+import { pythonHas, runPythonJson } from './python.js';
+import { missing } from './requires.js';
+
+/** torchlet's log-probabilities on the first `count` test images. */
+async function reference(model: Model, test: RawSplit, count: number): Promise<{ logProbs: Float32Array; predictions: Uint8Array }> {
+  const evalSet = Dataset.fromRaw({ ...test, count, images: test.images.subarray(0, count * 784), labels: test.labels.subarray(0, count) });
+  const stats = await model.evaluate(evalSet, { logProbs: true }).finally(() => evalSet.dispose());
+  return { logProbs: stats.logProbs!, predictions: stats.predictions };
+}
+
+export function zooOnnxSuite(names: ZooName[], count: number, unfolded: ReadonlySet<ZooName>): void {
+  const dir = mkdtempSync(join(tmpdir(), 'torchlet-onnx-zoo-'));
+  const files: string[] = [];
+  let test: RawSplit;
+  const skip = missing(pythonHas('torchvision'), '/usr/bin/python3 with torch and torchvision');
+  beforeAll(async () => {
+    test = (await loadRawDataset({})).test;
+    if (!skip) runPythonJson(['tests/helpers/zoo_interop.py'], { action: 'onnx-weights', dir, models: names });
+  }, 300_000);
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  describe.skipIf(skip).each(names)('%s', (name) => {
+    it(`exports, and runs in onnxruntime-web like torchlet (${count} images)`, async () => {
+      const model = Model.fromFile(zoo[name](), join(dir, `${name}-onnx.pt`));
+      const expected = await reference(model, test, count);
+      const variants: [string, OnnxExportOptions][] = [['folded', {}], ...(unfolded.has(name) ? [['unfolded', { foldBatchNorm: false }] as [string, OnnxExportOptions]] : [])];
+      try {
+        for (const [variant, options] of variants) {
+          const bytes = toOnnx(model.spec, model.stateTensors(), options);
+          const ops = decodeModel(bytes).graph.node.map((n) => n.op_type);
+          expect(ops).not.toContain('Dropout');
+          if (variant === 'folded') expect(ops).not.toContain('BatchNormalization');
+          const file = join(dir, `${name}-${variant}.onnx`);
+          writeFileSync(file, bytes);
+          files.push(file);
+          const a = await agreement(bytes, model.spec, test.images, expected, { count });
+          const spread = expected.logProbs.reduce((m, v) => Math.max(m, -v), 0);
+          console.log(
+            `${name} ${variant}: ${count} images, same predictions ${a.samePredictions}, max |log-prob delta| ${a.maxDelta.toExponential(2)} ` +
+              `(log-probs down to ${(-spread).toFixed(2)}), ${new Set(expected.predictions).size} distinct predictions, ${(bytes.length / 1e6).toFixed(2)} MB`,
+          );
+          expect(a.samePredictions).toBe(true);
+          // Relative to the largest log-probability's magnitude (at least 1): with random
+          // weights some of these networks give log-probabilities of -100 and below, where
+          // float32 itself resolves no better than 1e-5.
+          expect(a.maxDelta / Math.max(1, spread)).toBeLessThan(LOGPROB_TOLERANCE);
+        }
+      } finally {
+        model.dispose();
+      }
+    }, 600_000);
+  });
+
+  // One checker process for every file: its start-up and the import of onnx dominate otherwise.
+  it.skipIf(skip || missing(hasPythonOnnx, '/usr/bin/python3 with onnx (python3-onnx)'))('every exported file passes onnx.checker full_check and strict shape inference', () => {
+    expect(files.length).toBeGreaterThanOrEqual(names.length);
+    for (const r of checkOnnx(files)) expect(r, r.error).toMatchObject({ ok: true, ir_version: 8, opset: 17 });
+  }, 300_000);
+}
