@@ -172,7 +172,15 @@ function toRun(row: Selectable<RunsTable>): Run {
 }
 
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
-const now = (): string => new Date().toISOString();
+let lastStamp = 0;
+/**
+ * Strictly increasing within a process, so that runs created in the same millisecond still
+ * list newest first and leave the queue in the order they were made.
+ */
+const now = (): string => {
+  lastStamp = Math.max(Date.now(), lastStamp + 1);
+  return new Date(lastStamp).toISOString();
+};
 const errorText = (err: unknown): string => (err instanceof Error ? err.message : String(err));
 
 /** A postgres:// URL with its password hidden, for messages. */
