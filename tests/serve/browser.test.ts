@@ -10,41 +10,14 @@ import { ModelRegistry } from '../../src/serve/registry.js';
 import { startServer } from '../../src/serve/server.js';
 import { missing } from '../helpers/requires.js';
 import { ROOT } from '../helpers/cli.js';
+import { draw as drawStrokes, STROKES, type Stroke } from './draw.js';
 import { darkOnLightPng, mnistDigits, mnistPng } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 export const ARTIFACTS = join(ROOT, 'artifacts', 'browser');
+/** Draws, waiting for each stroke's /predict answer. */
+const draw = (page: Page, strokes: Stroke[]): Promise<void> => drawStrokes(page, strokes, () => page.waitForResponse((r) => r.url().includes('/predict')));
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
-
-type Stroke = [number, number][];
-
-/** Strokes in the canvas's own 280x280 coordinates, as a person would draw each digit. */
-const STROKES: Record<number, Stroke[]> = {
-  1: [[[150, 45], [146, 110], [142, 175], [140, 235]]],
-  7: [[[75, 60], [140, 58], [205, 60], [185, 105], [160, 160], [138, 235]]],
-  0: [
-    Array.from({ length: 41 }, (_, i): [number, number] => {
-      const t = (i / 40) * 2 * Math.PI;
-      return [140 + 62 * Math.sin(t), 140 - 88 * Math.cos(t)];
-    }),
-  ],
-};
-
-async function draw(page: Page, strokes: Stroke[]): Promise<void> {
-  const box = await page.locator('#canvas').boundingBox();
-  if (!box) throw new Error('the canvas is not visible');
-  const at = ([x, y]: [number, number]): [number, number] => [box.x + (x / 280) * box.width, box.y + (y / 280) * box.height];
-  for (const stroke of strokes) {
-    const [first, ...rest] = stroke;
-    await page.mouse.move(...at(first!));
-    await page.mouse.down();
-    // Intermediate steps so that pointermove fires along the path, as a hand would.
-    for (const p of rest) await page.mouse.move(...at(p), { steps: 6 });
-    const answered = page.waitForResponse((r) => r.url().includes('/predict'));
-    await page.mouse.up();
-    await answered;
-  }
-}
 
 async function digitShown(page: Page): Promise<string> {
   return (await page.locator('#digit').textContent())?.trim() ?? '';

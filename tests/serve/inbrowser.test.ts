@@ -11,6 +11,7 @@ import { ModelRegistry } from '../../src/serve/registry.js';
 import { startServer } from '../../src/serve/server.js';
 import { ROOT } from '../helpers/spawn.js';
 import { missing } from '../helpers/requires.js';
+import { draw, STROKES } from './draw.js';
 import { mnistDigits, mnistPng } from './helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -22,32 +23,6 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-backgrou
  * convolution): float32 rounding in a different order. Measured: under 1e-5.
  */
 const PROBABILITY_TOLERANCE = 1e-4;
-
-type Stroke = [number, number][];
-const STROKES: Record<number, Stroke[]> = {
-  1: [[[150, 45], [146, 110], [142, 175], [140, 235]]],
-  7: [[[75, 60], [140, 58], [205, 60], [185, 105], [160, 160], [138, 235]]],
-  0: [
-    Array.from({ length: 41 }, (_, i): [number, number] => {
-      const t = (i / 40) * 2 * Math.PI;
-      return [140 + 62 * Math.sin(t), 140 - 88 * Math.cos(t)];
-    }),
-  ],
-};
-
-/** Draws the strokes; each pointerup starts a prediction in whichever mode is on. */
-async function draw(page: Page, strokes: Stroke[]): Promise<void> {
-  const box = await page.locator('#canvas').boundingBox();
-  if (!box) throw new Error('the canvas is not visible');
-  const at = ([x, y]: [number, number]): [number, number] => [box.x + (x / 280) * box.width, box.y + (y / 280) * box.height];
-  for (const stroke of strokes) {
-    const [first, ...rest] = stroke;
-    await page.mouse.move(...at(first!));
-    await page.mouse.down();
-    for (const p of rest) await page.mouse.move(...at(p), { steps: 6 });
-    await page.mouse.up();
-  }
-}
 
 interface Shown {
   digit: string;
