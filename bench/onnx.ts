@@ -3,7 +3,7 @@
 // same images, same thread count, alternating repetitions after a warm-up. A reference
 // point, not a target. `npm run bench` runs it after the serving benchmark.
 //
-//   npm run bench:onnx                     # SuperLight; 5 reps; bench/results-onnx.json, README table
+//   npm run bench:onnx                     # SuperLight and the zoo's simple_conv_net; 5 reps; bench/results-onnx.json, README table
 //   npm run bench:onnx -- --quick          # smoke run: 1 rep, few images; README untouched
 //   npm run bench:onnx -- --threads 1 --models super_light,light --no-readme
 //
@@ -16,7 +16,8 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-web';
 import { loadRawDataset } from '../src/data/mnist.js';
-import { Model, isModelName, models, setThreads, toOnnx, type ModelName } from '../src/index.js';
+import { Model, setThreads, toOnnx, models as reference } from '../src/index.js';
+import { isModelName, models, type ModelName } from '../src/zoo/index.js';
 import { releasedWeightsPath } from '../src/weights.js';
 import { BENCH, alternate, cpuInfo, fixed, int, log, median, positiveInt, quantile, ROOT, threadsText, updateReadme } from './runner.js';
 
@@ -44,7 +45,7 @@ export const ONNX_HELP = `npm run bench:onnx [-- options]
   --quick            1 repetition, 20 predictions and 2 batches; bench/results-onnx.quick.json, README untouched
   --threads N        intra-op threads on both sides (default: the number of cores)
   --reps N           repetitions (default 5; quick: 1)
-  --models a,b       built-in models (default super_light; known: ${Object.keys(models).join(', ')})
+  --models a,b       built-in models (default super_light,simple_conv_net; known: ${Object.keys(models).join(', ')})
   --out FILE         results file (default bench/results-onnx.json)
   --readme FILE      README to update between ${README_START} and ${README_END} (default README.md)
   --no-readme        do not touch the README
@@ -70,7 +71,7 @@ export function parseOnnxOptions(argv: string[]): OnnxBenchOptions {
     process.exit(0);
   }
   const quick = values.quick;
-  const names = (values.models ?? 'super_light').split(',').map((s) => s.trim());
+  const names = (values.models ?? 'super_light,simple_conv_net').split(',').map((s) => s.trim());
   for (const n of names) if (!isModelName(n)) throw new RangeError(`--models: unknown model '${n}' (known: ${Object.keys(models).join(', ')})`);
   return {
     quick,
@@ -119,7 +120,8 @@ async function timeBatches(side: Runner, batch: Uint8Array, count: number): Prom
 
 async function benchModel(name: ModelName, opts: OnnxBenchOptions, pixels: Uint8Array): Promise<ModelResult> {
   const spec = models[name];
-  const model = Model.fromFile(spec, releasedWeightsPath(name));
+  // Zoo models have no released weights; seeded random ones cost the same to run.
+  const model = Object.hasOwn(reference, name) ? Model.fromFile(spec, releasedWeightsPath(name as keyof typeof reference)) : new Model(spec, { seed: 0 });
   const onnx = toOnnx(spec, model.stateTensors(), { includePreprocessing: true });
   const session = await ort.InferenceSession.create(onnx);
   const [input] = session.inputNames;
