@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore } from '../src/store/store.js';
 import { ROOT, finished } from './helpers/cli.js';
 import { missing } from './helpers/requires.js';
-import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster } from './helpers/postgres.js';
+import { POSTGRES_PACKAGE, postgresAvailable, startCluster, withFreshDatabase } from './helpers/postgres.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchlet-store-procs-'));
 afterAll(async () => {
@@ -48,11 +48,6 @@ describe('processes writing to one store at once', () => {
     await hammer(join(tmp, 'runs.db'));
   });
   it.skipIf(missing(postgresAvailable, POSTGRES_PACKAGE))('PostgreSQL (FOR UPDATE SKIP LOCKED)', async () => {
-    const db = await freshDatabase();
-    try {
-      await hammer(db.url);
-    } finally {
-      await db.drop();
-    }
+    await withFreshDatabase((url) => hammer(url));
   });
 });

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore, type Run } from '../../src/store/store.js';
 import type { EpochRecord } from '../../src/train.js';
-import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster } from '../helpers/postgres.js';
+import { POSTGRES_PACKAGE, postgresAvailable, startCluster, withFreshDatabase } from '../helpers/postgres.js';
 import { missing } from '../helpers/requires.js';
 import { spawnServer } from '../serve/helpers.js';
 
@@ -90,11 +90,6 @@ describe('kill -9 torchlet serve while runs are queued and running; restart it; 
     await killServer(join(tmp, 'runs.db'));
   });
   it.skipIf(missing(postgresAvailable, POSTGRES_PACKAGE))('PostgreSQL', async () => {
-    const db = await freshDatabase();
-    try {
-      await killServer(db.url);
-    } finally {
-      await db.drop();
-    }
+    await withFreshDatabase((url) => killServer(url));
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openStore } from '../../src/store/store.js';
 import { loadStudy, SqlTuneStorage } from '../../src/tune/index.js';
 import { ROOT } from '../helpers/cli.js';
-import { freshDatabase, postgresAvailable, POSTGRES_PACKAGE } from '../helpers/postgres.js';
+import { postgresAvailable, POSTGRES_PACKAGE, withFreshDatabase } from '../helpers/postgres.js';
 import { missing } from '../helpers/requires.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'torchlet-tune-procs-'));
@@ -47,11 +47,6 @@ describe('four worker processes on one study', () => {
   });
 
   it.skipIf(missing(postgresAvailable, POSTGRES_PACKAGE))('share a PostgreSQL store without running any trial twice', async () => {
-    const db = await freshDatabase();
-    try {
-      await fourWorkers(db.url, 'postgres');
-    } finally {
-      await db.drop();
-    }
+    await withFreshDatabase((url) => fourWorkers(url, 'postgres'));
   });
 });

@@ -12,7 +12,7 @@ import { runWorker } from '../../src/jobs/worker.js';
 import { RunStore, type Run } from '../../src/store/store.js';
 import type { EpochRecord } from '../../src/train.js';
 import { ROOT, cliEnv, finished, type CliResult } from '../helpers/cli.js';
-import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster } from '../helpers/postgres.js';
+import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster, withFreshDatabase } from '../helpers/postgres.js';
 import { missing } from '../helpers/requires.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'torchlet-worker-kill-'));
@@ -91,12 +91,7 @@ describe('kill -9 a worker mid-epoch; a second worker finishes the run bit-ident
     await killAndResume(join(tmp, 'runs.db'));
   });
   it.skipIf(missing(postgresAvailable, POSTGRES_PACKAGE))('PostgreSQL', async () => {
-    const db = await freshDatabase();
-    try {
-      await killAndResume(db.url);
-    } finally {
-      await db.drop();
-    }
+    await withFreshDatabase((url) => killAndResume(url));
   });
 });
 

@@ -129,3 +129,13 @@ export async function freshDatabase(): Promise<{ url: string; drop: () => Promis
     },
   };
 }
+
+/** Runs `fn` on a fresh database, dropped afterwards whatever `fn` does. */
+export async function withFreshDatabase<T>(fn: (url: string) => Promise<T>): Promise<T> {
+  const db = await freshDatabase();
+  try {
+    return await fn(db.url);
+  } finally {
+    await db.drop();
+  }
+}
