@@ -42,7 +42,9 @@ if (!found) {
 }
 process.stderr.write(`torchlet: using libtorch from ${found.source} (${found.libdir})\n`);
 try {
-  execFileSync(process.execPath, [createRequire(import.meta.url).resolve('node-gyp-build/bin.js')], { stdio: 'inherit' });
+  // One compiler per core: each libtorch translation unit takes a minute to compile.
+  const env = { ...process.env, JOBS: process.env.JOBS ?? 'max' };
+  execFileSync(process.execPath, [createRequire(import.meta.url).resolve('node-gyp-build/bin.js')], { stdio: 'inherit', env });
 } catch {
   fail('building the native addon failed; the compiler output is above.');
 }
