@@ -1,5 +1,5 @@
 // Every project setup under configs/ is valid for the one config schema and starts training
-// through `torchlet train --config` as it is: each file is run for one epoch on a few images
+// through `torchlet train --config` as it is: each file is run for one epoch on 64 images
 // (the flags override only the length of the run and where it writes), and the run's log
 // must show the file's own recipe and one recorded epoch.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -37,7 +37,7 @@ describe('configs/', () => {
     const name = file.replace(/\.yaml$/, '');
     const logs = join(tmp, `logs-${name}`);
     const r = await cli(
-      ['train', '--config', path, '--epochs', '1', '--train-limit', '160', '--test-limit', '50', '--no-track', '--out', join(tmp, `${name}.pt`)],
+      ['train', '--config', path, '--epochs', '1', '--train-limit', '64', '--test-limit', '20', '--no-track', '--out', join(tmp, `${name}.pt`)],
       { TORCHLET_LOG_DIR: logs },
     );
     expect(r.code, r.stderr).toBe(0);
