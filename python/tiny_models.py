@@ -14,13 +14,13 @@ is log-probabilities. Inputs are normalised like the reference models
     model.load_state_dict(torch.load("weights/tiny8k.pt", map_location="cpu"), strict=True)
     model.eval()
 
-Running this file prints each model's parameter count and state_dict shapes as JSON
-(``tests/tiny.test.ts`` compares them with torchlet's).
+``zoo.py`` takes these twins into its registry: ``python3 python/zoo.py --macs`` prints their
+parameter counts, state_dict shapes and multiply-adds per image, and ``tests/tiny.test.ts``
+checks them against torchlet's models (weights both ways, equal logits).
 """
 
 from __future__ import annotations
 
-import json
 from typing import Callable, Dict, List
 
 from torch import nn
@@ -50,13 +50,3 @@ MODELS: Dict[str, Callable[[], nn.Sequential]] = {
     "tiny5k": lambda: _tiny([8, 10, 12, 12, 12], squeeze=8),
     "tiny2k": lambda: _tiny([4, 8, 8, 10], squeeze=None),
 }
-
-if __name__ == "__main__":
-    out = {}
-    for name, factory in MODELS.items():
-        model = factory()
-        out[name] = {
-            "params": sum(p.numel() for p in model.parameters() if p.requires_grad),
-            "shapes": {k: list(v.shape) for k, v in model.state_dict().items()},
-        }
-    print(json.dumps(out))

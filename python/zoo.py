@@ -5,7 +5,8 @@ to MNIST the way people do: ``num_classes=10``, and the first convolution replac
 with ``channels`` inputs and the same kernel, stride, padding and bias. ``SimpleConvNet`` is
 pytorch/examples' MNIST ``Net``; ``ParallelCNN`` the parallel-branch CNN described in
 ``src/zoo/parallel-cnn.ts``; ``ViT`` a small Vision Transformer made of torch's own
-``nn.TransformerEncoderLayer``. Their state_dict keys are the ones torchlet saves and loads::
+``nn.TransformerEncoderLayer``; the tiny family (``tiny8k``, ``tiny5k``, ``tiny2k``) comes from
+``tiny_models.py``. Their state_dict keys are the ones torchlet saves and loads::
 
     import torch
     from zoo import build, load, normalise
@@ -34,6 +35,8 @@ import torch
 import torch.nn.functional as F
 import torchvision
 from torch import nn
+
+from tiny_models import MODELS as TINY
 
 MNIST_MEAN = 0.1307
 MNIST_STD = 0.3081
@@ -146,6 +149,9 @@ MODELS: Dict[str, Callable[..., nn.Module]] = {
     "parallel_cnn": ParallelCNN,
     "vit": ViT,
     **{name: _torchvision(name) for name in TORCHVISION},
+    # The tiny family (src/models.ts), so that the interop tests and the MAC count cover it;
+    # without its final log-softmax, to give logits like every model here.
+    **{name: (lambda tiny=tiny: tiny()[:-1]) for name, tiny in TINY.items()},
 }
 
 

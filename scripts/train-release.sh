@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Reproduces the README's results: the reference recipe (the defaults of npm run train)
 # for all three models with and without augmentation, and more seeds of SuperLight for
-# the spread. Weights go to runs/, logs to training-logs/; the released weights/*.pt are
-# the --aug runs named in the README.
+# the spread, then every run of issue 15's tiny models (scripts/tiny.ts: the searches on the
+# validation split, then the final runs). Weights go to runs/ (runs/tiny/), logs to
+# training-logs/ (training-logs/tiny/); the released weights/*.pt are the --aug runs named
+# in the README.
 #   bash scripts/train-release.sh [seed ...]     (default seeds: 42 43)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,3 +21,6 @@ for seed in "${seeds[@]:1}"; do
     npm run --silent train -- --model super_light "$aug" --seed "$seed" --out "runs/super_light-${aug#--}-s$seed.pt"
   done
 done
+# The tiny models, in the order training-logs/tiny/DECISIONS.md records them.
+npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,sgd-plain,adamw-ref
+npx tsx scripts/tiny.ts final --model tiny8k --recipe adamw-ref --seeds 1

@@ -78,7 +78,7 @@ function bnBlock(inC: number, outC: number, kernel: number, padding = 0): Layer[
  * 28x28 digits reach two 3x3 layers before the pool. `widths`: [padded 3x3, 3x3, (pool,
  * squeeze,) 3x3 ...]; python/tiny_models.py builds the same from the same numbers.
  */
-function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null): ModelSpec {
+export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null): ModelSpec {
   const [c1, c2, ...rest] = widths;
   const body: Layer[] = [...bnBlock(1, c1, 3, 1), ...bnBlock(c1, c2, 3), L.maxPool2d(2)];
   let prev = c2;

@@ -1,7 +1,8 @@
 // The model zoo: every network of the MNIST projects torchlet joins, as plain specs.
 // `zoo` holds the builders (with options for channels, classes, input size, dropout);
-// `models` every model at its MNIST defaults, the three reference models included.
-import { models as reference } from '../models.js';
+// `models` every model at its MNIST defaults, the three reference models and the tiny family
+// (issue 15) included, so that train, evaluate, predict and export take them by name.
+import { models as reference, tinyModels } from '../models.js';
 import type { ModelSpec } from '../spec.js';
 import { efficientnetB0, efficientnetB3 } from './efficientnet.js';
 import { mnasnet0_5, mnasnet1_0 } from './mnasnet.js';
@@ -32,6 +33,7 @@ export type ZooName = keyof typeof zoo;
 
 export const models = {
   ...reference,
+  ...tinyModels,
   ...(Object.fromEntries(Object.entries(zoo).map(([name, build]) => [name, build()])) as Record<ZooName, ModelSpec>),
 };
 export type ModelName = keyof typeof models;

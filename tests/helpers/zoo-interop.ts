@@ -1,5 +1,7 @@
 // Zoo models against their PyTorch twins (python/zoo.py, built from torch and
-// torchvision), shared by tests/zoo.test.ts and tests/faults/zoo-steps.test.ts: parameter
+// torchvision), shared by tests/zoo.test.ts, tests/faults/zoo-steps.test.ts and
+// tests/tiny.test.ts (the tiny family, whose twins python/zoo.py takes from
+// python/tiny_models.py): parameter
 // counts and state_dict keys, weights both ways with equal logits on real MNIST images, and
 // one SGD step from the same weights (for the models in `steps`).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -38,13 +40,21 @@ function maxRelDiff(ours: Float32Array, theirs: number[]): number {
   return theirs.reduce((m, v, i) => Math.max(m, Math.abs((ours[i] ?? Number.NaN) - v) / scale), 0);
 }
 
-/** The interop tests for `names`; the one-step check only for those also in `steps`. */
-export function zooInteropSuite(names: ZooName[], steps: ReadonlySet<ZooName>): void {
+/** Builders by name, each with a twin of the same name in python/zoo.py. */
+export type Registry = Readonly<Record<string, () => ModelSpec>>;
+
+/** The interop tests for `names` of `registry`; the one-step check only for those also in `steps`. */
+export function zooInteropSuite<N extends string = ZooName>(names: N[], steps: ReadonlySet<N>, registry: Registry = zoo, title = 'zoo models'): void {
   const skip = missing(pythonHas('torchvision'), '/usr/bin/python3 with torch and torchvision') || missing(mnistDir !== undefined, 'the MNIST test set');
   const stepped = names.filter((n) => steps.has(n));
-  // Seeds by the model's place in the zoo, so that they do not depend on which models run.
-  const seed = (name: ZooName): number => Object.keys(zoo).indexOf(name);
-  describe.skipIf(skip)('zoo models vs their PyTorch twins', () => {
+  // Seeds by the model's place in the registry, so that they do not depend on which models run.
+  const seed = (name: N): number => Object.keys(registry).indexOf(name);
+  const build = (name: N): ModelSpec => {
+    const builder = registry[name];
+    if (builder === undefined) throw new Error(`no model '${name}' in the registry`);
+    return builder();
+  };
+  describe.skipIf(skip)(`${title} vs their PyTorch twins`, () => {
     const dir = mkdtempSync(join(tmpdir(), 'torchlet-zoo-'));
     afterAll(() => rmSync(dir, { recursive: true, force: true }));
     const images = mnistTest(IMAGES);
@@ -53,14 +63,14 @@ export function zooInteropSuite(names: ZooName[], steps: ReadonlySet<ZooName>): 
     let described: Record<string, { params: number; shapes: Record<string, number[]> }>;
     let exported: Record<string, number[]>;
     let checked: Record<string, { logits: number[]; step?: { torchlet: [number, string]; pytorch: [number, string] } }>;
-    const torchletLogits: Partial<Record<ZooName, Float32Array>> = {};
+    const torchletLogits: Partial<Record<N, Float32Array>> = {};
 
     beforeAll(async () => {
       described = runPythonJson([SCRIPT], { action: 'describe' });
       exported = runPythonJson([SCRIPT], { action: 'export', dir, models: names, pixels: Array.from(images.pixels) });
       // torchlet's side: its own weights and logits, and one training step from them.
       for (const name of names) {
-        const model = new b.Model(logitsOf(zoo[name]()), { seed: 2000 + seed(name) });
+        const model = new b.Model(logitsOf(build(name)), { seed: 2000 + seed(name) });
         try {
           model.save(join(dir, `${name}-torchlet.pt`));
           torchletLogits[name] = model.predict(images.pixels);
@@ -68,7 +78,7 @@ export function zooInteropSuite(names: ZooName[], steps: ReadonlySet<ZooName>): 
           model.dispose();
         }
         if (!steps.has(name)) continue;
-        const stepModel = new b.Model(withoutDropout(zoo[name]()), { seed: 3000 + seed(name) });
+        const stepModel = new b.Model(withoutDropout(build(name)), { seed: 3000 + seed(name) });
         const data = new b.Dataset(batch.pixels, batch.labels, [BATCH, 1, 28, 28]);
         const trainer = new b.Trainer(stepModel, { optimizer: { type: 'sgd', lr: LR }, batchSize: BATCH, seed: 1 });
         try {
@@ -94,7 +104,7 @@ export function zooInteropSuite(names: ZooName[], steps: ReadonlySet<ZooName>): 
     }, 600_000);
 
     it.each(names)('%s: parameter count (spec, native, PyTorch) and state_dict keys and shapes in order', (name) => {
-      const spec = zoo[name]();
+      const spec = build(name);
       const model: NativeModel = new b.Model(spec, { seed: 0 });
       try {
         const py = described[name];
@@ -109,7 +119,7 @@ export function zooInteropSuite(names: ZooName[], steps: ReadonlySet<ZooName>): 
 
 
     it.each(names)('%s: PyTorch weights load strictly and give PyTorch\'s logits on MNIST images', (name) => {
-      const model = new b.Model(logitsOf(zoo[name]()), { seed: 1 });
+      const model = new b.Model(logitsOf(build(name)), { seed: 1 });
       try {
         model.load(join(dir, `${name}-pytorch.pt`));
         const theirs = exported[name] ?? [];
