@@ -133,6 +133,8 @@ export const ConfigSchema = z
     /** A stratified, seeded validation set: N images, or a fraction. */
     valSplit: z.number().nonnegative(),
     trainLimit: z.number().int().positive(),
+    /** Evaluate on the first N MNIST test images only: for smoke runs, whose figures are then not the test set's. */
+    testLimit: z.number().int().positive(),
   })
   .partial()
   .strict();
@@ -295,6 +297,9 @@ export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, so
   if (config.threads !== undefined) setThreads(config.threads);
   const dataset = parseDataset(config.dataset);
   const limit = config.trainLimit !== undefined ? { trainLimit: config.trainLimit } : {};
+  if (config.testLimit !== undefined && dataset.kind === 'kaggle') {
+    throw new ConfigError(source, [{ field: 'testLimit', message: "applies to MNIST's test set; with kaggle:DIR the test figures come from the valSplit of train.csv" }]);
+  }
   const owned: Dataset[] = [];
   const release = (): void => owned.forEach((d) => d.dispose());
   // The split copies its images, so the whole set is freed at once.
@@ -318,7 +323,12 @@ export async function prepareTraining(config: ResolvedConfig, recipe: Recipe, so
       const parts = splitOff(kaggle.train, config.valSplit ?? 0.1);
       data = { train: parts.train, test: parts.val };
     } else {
-      const loaded = await loadMnist({ dataset: dataset.kind, ...(config.dataDir !== undefined && { dataDir: config.dataDir }), ...limit });
+      const loaded = await loadMnist({
+        dataset: dataset.kind,
+        ...(config.dataDir !== undefined && { dataDir: config.dataDir }),
+        ...limit,
+        ...(config.testLimit !== undefined && { testLimit: config.testLimit }),
+      });
       owned.push(loaded.test);
       data = { train: loaded.train, test: loaded.test };
       if (config.valSplit !== undefined && config.valSplit > 0) {

@@ -41,7 +41,7 @@ export { releasedWeightsPath } from './weights.js';
 export { preprocessImage, preprocessPixels, sniffFormat, encodePng, ImageError, DEFAULT_MAX_PIXELS } from './image/index.js';
 export type { BBox, Channels, ImageErrorCode, ImageFormat, PreprocessOptions, PreprocessResult } from './image/index.js';
 export { Ensemble, readEnsembleFile, parseMember } from './ensemble/index.js';
-export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, Vote } from './ensemble/index.js';
+export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, EnsembleScores, Vote } from './ensemble/index.js';
 export * from './tune/index.js';
 export { exportOnnx, toOnnx, OnnxExportError, IR_VERSION, OPSET, ONNX_NAMES } from './export/onnx.js';
 export type { OnnxExportOptions } from './export/onnx.js';

@@ -1,11 +1,11 @@
 // The dashboard in Debian's Chromium (playwright-core): the runs table sorts and filters,
 // the compare view overlays runs, and a run's page draws its curves live while a worker
 // trains it. Set TORCHLET_SCREENSHOTS=DIR to keep screenshots of the pages.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardRoutes } from '../src/dashboard/plugin.js';
 import { jobsRoutes } from '../src/jobs/routes.js';
@@ -13,10 +13,9 @@ import { runWorker } from '../src/jobs/worker.js';
 import { loadMnist, Model, models, train } from '../src/index.js';
 import { RunStore } from '../src/store/store.js';
 import { ROOT } from './helpers/cli.js';
-import { missing } from './helpers/requires.js';
+import { chromiumMissing, launchChromium } from './helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = missing(existsSync(CHROMIUM), "Chromium (Debian package 'chromium')");
+const skip = chromiumMissing();
 const shots = process.env.TORCHLET_SCREENSHOTS;
 
 let tmp: string;
@@ -45,10 +44,7 @@ beforeAll(async () => {
   await app.register(jobsRoutes, { store, dataRoot: join(ROOT, 'data'), pollMs: 200 });
   await app.register(dashboardRoutes);
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   // The dashboard must not reach off this server (no CDN).
   await page.route('**/*', (route) => (route.request().url().startsWith(base) ? route.continue() : route.abort()));

@@ -8,7 +8,7 @@ import { isModelName, models, type ModelName } from '../models.js';
 import { setThreads } from '../runtime.js';
 import { DEFAULT_BATCHING, DEFAULTS } from '../serve/defaults.js';
 import type { LocalWorker } from '../jobs/local-worker.js';
-import type { ModelRegistry } from '../serve/registry.js';
+import type { ModelRegistry, ServedModel } from '../serve/registry.js';
 import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
 
 interface ServeFlags {
@@ -17,6 +17,7 @@ interface ServeFlags {
   models: string;
   model?: string;
   weights?: string;
+  ensemble?: string[];
   device: string;
   threads?: number;
   maxBatch: number;
@@ -49,6 +50,7 @@ export function registerServe(program: Command): void {
     .option('--models <names>', `models to serve, comma-separated (${Object.keys(models).join(', ')})`, Object.keys(models).join(','))
     .option('--model <name>', 'the default model, for requests that name none (default: the first of --models)')
     .option('--weights <file>', 'serve these weights for the default model instead of the released ones')
+    .option('--ensemble <file>', "also serve an ensemble described in YAML or JSON (as `torchlet ensemble --ensemble` takes), under its name; repeatable; --model may name it", (v: string, acc: string[] = []) => [...acc, v])
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'cpu')
     .option('--threads <n>', 'intra-op threads for large batches (default: one per core)', positiveInt('--threads'))
     .option('--max-batch <n>', 'most images in one forward pass (1 turns dynamic batching off)', positiveInt('--max-batch'), DEFAULT_BATCHING.maxBatch)
@@ -75,7 +77,8 @@ export function registerServe(program: Command): void {
     });
 }
 
-function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName } {
+/** The models to load and the default one: a model, or one of the ensembles' names. */
+function parseModels(flags: ServeFlags, ensembles: string[]): { names: ModelName[]; main: string } {
   const names: ModelName[] = [];
   for (const n of flags.models.split(',').map((s) => s.trim()).filter(Boolean)) {
     if (!isModelName(n)) throw new InputError(`--models: unknown model '${n}'; choose from ${Object.keys(models).join(', ')}`);
@@ -83,16 +86,19 @@ function parseModels(flags: ServeFlags): { names: ModelName[]; main: ModelName }
   }
   const main = flags.model ?? names[0];
   if (main === undefined) throw new InputError('--models names no model');
-  if (!isModelName(main)) throw new InputError(`--model: unknown model '${main}'; choose from ${Object.keys(models).join(', ')}`);
+  if (ensembles.includes(main)) {
+    if (flags.weights !== undefined) throw new InputError(`--weights is for a model; '${main}' is an ensemble, whose members' weights its file names`);
+    return { names, main };
+  }
+  if (!isModelName(main)) throw new InputError(`--model: unknown model '${main}'; choose from ${[...Object.keys(models), ...ensembles].join(', ')}`);
   const unique = [...new Set([main, ...names])];
   return { names: unique, main };
 }
 
 async function runServe(flags: ServeFlags): Promise<void> {
-  const { names, main } = parseModels(flags);
   // The server's modules (Fastify and its plugins) load only for this command, so that the
   // others start as fast as before.
-  const [{ drainOnSignals, startServer }, { loadServedModel }, { ModelRegistry }] = await Promise.all([
+  const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }] = await Promise.all([
     import('../serve/server.js'),
     import('../serve/models.js'),
     import('../serve/registry.js'),
@@ -106,13 +112,21 @@ async function runServe(flags: ServeFlags): Promise<void> {
     concurrency: flags.concurrency,
     queueTimeoutMs: flags.queueTimeoutMs,
   });
+  // Loaded first (their names may be --model's), registered after the models; disposed here until then.
+  const ensembles: ServedModel[] = [];
   try {
+    for (const path of flags.ensemble ?? []) ensembles.push(asInput(`cannot serve --ensemble '${path}'`, () => loadServedEnsemble(path, { device: flags.device })));
+    const { names, main } = parseModels(flags, ensembles.map((e) => e.name));
     for (const name of names) {
       const weights = name === main ? flags.weights : undefined;
       const served = asInput(weights === undefined ? `cannot load ${name}` : `cannot load weights '${weights}' for --model ${name}`, () =>
         loadServedModel(name, { device: flags.device, ...(weights !== undefined && { weights }) }),
       );
       registry.add(served, { default: name === main });
+    }
+    for (const e of [...ensembles]) {
+      asInput(`cannot serve --ensemble '${e.source}'`, () => registry.add(e, { default: e.name === main }));
+      ensembles.shift();
     }
     const runs = flags.runs ? await openRuns(flags, registry) : undefined;
     const { app, url } = await startServer({
@@ -145,6 +159,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
         (runs ? `  runs ${url}/runs   dashboard ${url}/dashboard   store ${runs.location}${flags.worker ? '; a local worker trains queued runs' : '; no local worker'}\n` : ''),
     );
   } catch (err) {
+    for (const e of ensembles) e.dispose?.();
     await registry.close();
     throw err;
   }

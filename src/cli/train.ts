@@ -97,6 +97,7 @@ export function registerTrain(program: Command): void {
     .option('--out <file>', "best weights (a PyTorch state_dict); the resumable checkpoint goes beside it as .ckpt (default 'runs/<model>-<aug|noaug>.pt')")
     .option('--val-split <n>', 'hold out a stratified, seeded validation set: N images, or a fraction (0.1); the best epoch is chosen on it', positiveNumber('--val-split'))
     .option('--train-limit <n>', 'train on the first N images only (quick experiments)', positiveInt('--train-limit'))
+    .option('--test-limit <n>', "evaluate each epoch on the first N test images only (smoke runs: the figures are then not the test set's)", positiveInt('--test-limit'))
     .option('--resume <file>', 'continue from a .ckpt written by an earlier run with the same options')
     .option('--config <file>', 'read options from a .yaml or .json file; flags given on the command line win')
     .option('--no-track', 'do not record the run in the run store')

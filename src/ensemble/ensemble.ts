@@ -30,6 +30,13 @@ export interface EnsembleEvaluation {
   seconds: number;
 }
 
+/** Per image: the vote's winner, its scores (share of votes, or mean probability) and each member's digit (members x images). */
+export interface EnsembleScores {
+  predictions: Uint8Array;
+  probabilities: Float32Array;
+  votes: Uint8Array;
+}
+
 export interface EnsemblePrediction {
   digit: number;
   probabilities: number[];
@@ -112,8 +119,16 @@ export class Ensemble {
   }
 
   /** The vote over images given as uint8 (0-255) or float (0-1) pixels, row-major: per image, the scores of `evaluate`. */
-  scores(pixels: Uint8Array | Float32Array): { predictions: Uint8Array; probabilities: Float32Array; votes: Uint8Array } {
-    const outs = this.members.map((m) => m.model.logProbs(pixels));
+  scores(pixels: Uint8Array | Float32Array): EnsembleScores {
+    return this.combine(this.members.map((m) => m.model.logProbs(pixels)), pixels);
+  }
+
+  /** `scores` with every member's pass on a libuv worker, off the JS thread (for servers); the members run at once. */
+  async scoresAsync(pixels: Uint8Array | Float32Array): Promise<EnsembleScores> {
+    return this.combine(await Promise.all(this.members.map((m) => m.model.logProbsAsync(pixels))), pixels);
+  }
+
+  private combine(outs: Float32Array[], pixels: Uint8Array | Float32Array): EnsembleScores {
     const classes = outs[0] === undefined ? 0 : outs[0].length / Math.max(1, imagesIn(pixels, this.members[0]?.model));
     const stacked = new Float32Array(outs.reduce((n, o) => n + o.length, 0));
     let at = 0;

@@ -1,2 +1,2 @@
 export { Ensemble, readEnsembleFile, parseMember } from './ensemble.js';
-export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, Vote } from './ensemble.js';
+export type { EnsembleEntry, EnsembleEvaluation, EnsembleFile, EnsembleMember, EnsemblePrediction, EnsembleScores, Vote } from './ensemble.js';

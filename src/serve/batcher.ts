@@ -21,7 +21,7 @@ export interface BatchingOptions {
 
 export { DEFAULT_BATCHING };
 
-/** Runs `count` images (`pixels` is count x imageSize bytes) and returns count x classes values. */
+/** Runs `count` images (`pixels` is count x imageSize bytes) and returns count x width values. */
 export type RunBatch = (pixels: Uint8Array, count: number) => Promise<Float32Array>;
 
 export interface BatchObserver {
@@ -47,7 +47,8 @@ export class Batcher {
   constructor(
     private readonly run: RunBatch,
     private readonly imageSize: number,
-    private readonly classes: number,
+    /** Values per image in what `run` returns. */
+    private readonly width: number,
     options: Partial<BatchingOptions> = {},
     private readonly observer: BatchObserver = {},
   ) {
@@ -62,7 +63,7 @@ export class Batcher {
     return this.inFlight;
   }
 
-  /** One image's outputs (`classes` values). Rejects with a 503 ApiError when the queue is full or the wait times out. */
+  /** One image's outputs (`width` values). Rejects with a 503 ApiError when the queue is full or the wait times out. */
   submit(pixels: Uint8Array): Promise<Float32Array> {
     if (pixels.length !== this.imageSize) {
       return Promise.reject(new RangeError(`an image has ${this.imageSize} pixels, got ${pixels.length}`));
@@ -137,11 +138,11 @@ export class Batcher {
     pending.then(
       (out) => {
         this.observer.onBatch?.(n, (performance.now() - t0) / 1000);
-        if (out.length !== n * this.classes) {
-          const err = new Error(`the model returned ${out.length} values for ${n} images of ${this.classes} classes`);
+        if (out.length !== n * this.width) {
+          const err = new Error(`the model returned ${out.length} values for ${n} images of ${this.width} values each`);
           for (const item of batch) item.reject(err);
         } else {
-          batch.forEach((item, i) => item.resolve(out.slice(i * this.classes, (i + 1) * this.classes)));
+          batch.forEach((item, i) => item.resolve(out.slice(i * this.width, (i + 1) * this.width)));
         }
         this.finish();
       },

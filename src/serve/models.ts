@@ -1,11 +1,14 @@
 // Registry entries for torchlet's own architectures: a Model loaded from weights, run
-// through Model.logProbsAsync so that inference stays off the event loop.
+// through Model.logProbsAsync so that inference stays off the event loop; and an ensemble
+// file, its members run the same way and combined by the ensemble's own vote.
+import { basename, extname } from 'node:path';
+import { Ensemble, readEnsembleFile } from '../ensemble/index.js';
 import { toOnnx } from '../export/onnx.js';
 import { Model } from '../model.js';
 import { models, type ModelName } from '../models.js';
 import { withNormalization, type NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
-import type { ServedModel } from './registry.js';
+import { IMAGE_PIXELS, type ServedModel } from './registry.js';
 
 /** Test-set accuracy of the released weights/*.pt, as the README's table records it (the gates test re-measures it). */
 export const RELEASED_ACCURACY: Record<ModelName, number> = { super_light: 0.9959, lightest: 0.9943, light: 0.993 };
@@ -50,5 +53,52 @@ export function loadServedModel(name: ModelName, options: LoadOptions = {}): Ser
     // so the page need not know the normalisation.
     onnx: () => toOnnx(model.spec, model.stateTensors(), { includePreprocessing: true }),
     dispose: () => model.dispose(),
+  };
+}
+
+/**
+ * An ensemble file (the YAML or JSON that `torchlet ensemble --ensemble` takes) as one served
+ * model, named by the file's `name`, or else by the file name without its extension.
+ */
+export function loadServedEnsemble(path: string, options: { device?: string } = {}): ServedModel {
+  const t0 = performance.now();
+  const file = readEnsembleFile(path);
+  const name = file.name ?? basename(path, extname(path));
+  const vote = file.vote ?? 'hard';
+  const ensemble = Ensemble.fromFiles(file.members, { vote, name, ...(options.device !== undefined && { device: options.device }) });
+  let classes: number;
+  try {
+    for (const m of ensemble.members) {
+      const { channels, height, width } = m.model.spec.input;
+      if (channels * height * width !== IMAGE_PIXELS) throw new RangeError(`ensemble '${name}': member '${m.name}' takes ${channels}x${height}x${width} images, not the server's 1x28x28`);
+    }
+    // One blank image through every member: the class count, and a first pass before any request.
+    classes = ensemble.scores(new Uint8Array(IMAGE_PIXELS)).probabilities.length;
+  } catch (err) {
+    ensemble.dispose();
+    throw err;
+  }
+  const members = ensemble.members.map((m) => ({ name: m.name, model: m.model.spec.name, params: m.model.numParams() }));
+  const width = classes + 1 + members.length;
+  return {
+    name,
+    description: `Ensemble (${vote} vote) of ${members.map((m) => m.name).join(', ')}`,
+    params: ensemble.numParams(),
+    accuracy: null,
+    source: path,
+    classes,
+    loadSeconds: (performance.now() - t0) / 1000,
+    ensemble: { vote, members },
+    classify: async (pixels, count) => {
+      const { predictions, probabilities, votes } = await ensemble.scoresAsync(pixels);
+      const out = new Float32Array(count * width);
+      for (let i = 0; i < count; i++) {
+        out.set(probabilities.subarray(i * classes, (i + 1) * classes), i * width);
+        out[i * width + classes] = predictions[i] ?? 0;
+        for (let k = 0; k < members.length; k++) out[i * width + classes + 1 + k] = votes[k * count + i] ?? 0;
+      }
+      return out;
+    },
+    dispose: () => ensemble.dispose(),
   };
 }

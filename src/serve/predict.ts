@@ -4,7 +4,7 @@ import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { encodePng, ImageError, preprocessImage, type BBox, type ImageFormat } from '../image/index.js';
 import { ApiError } from './errors.js';
-import { IMAGE_PIXELS, type ServedModel } from './registry.js';
+import { IMAGE_PIXELS, readOutput, type ServedModel } from './registry.js';
 import { batchBodies, batchResponse, imageBodies, pixelsBody, predictionSchema, predictQuery, type PixelsRequest } from './schemas.js';
 import { MEDIA_HINT, type ServeContext } from './server.js';
 
@@ -24,6 +24,9 @@ export interface Prediction {
   confidence: number;
   probabilities: number[];
   model: string;
+  /** An ensemble's: how it voted, and each member's digit. */
+  vote?: 'hard' | 'soft';
+  votes?: { member: string; digit: number }[];
   preprocessing: Omit<Prepared, 'pixels' | 'preprocessMs'>;
   image?: string;
   timeMs: number;
@@ -152,16 +155,15 @@ async function prepare(req: FastifyRequest, ctx: ServeContext): Promise<Prepared
 
 async function classify(ctx: ServeContext, model: ServedModel, prepared: Prepared, withImage: boolean, started: number): Promise<Prediction> {
   const t0 = performance.now();
-  const probs = await ctx.registry.batcher(model.name).submit(prepared.pixels);
+  const { scores, digit, votes } = readOutput(model, await ctx.registry.batcher(model.name).submit(prepared.pixels));
   const inferenceMs = performance.now() - t0;
-  let digit = 0;
-  for (let i = 1; i < probs.length; i++) if ((probs[i] ?? 0) > (probs[digit] ?? 0)) digit = i;
   const { pixels, preprocessMs, ...preprocessing } = prepared;
   return {
     digit,
-    confidence: probs[digit] ?? 0,
-    probabilities: Array.from(probs),
+    confidence: scores[digit] ?? 0,
+    probabilities: Array.from(scores),
     model: model.name,
+    ...(model.ensemble !== undefined && { vote: model.ensemble.vote, votes }),
     preprocessing,
     ...(withImage && { image: encodePng(pixels, 28, 28).toString('base64') }),
     timeMs: performance.now() - started,

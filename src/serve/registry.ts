@@ -1,6 +1,7 @@
 // The models a server answers with. An entry is anything that can classify a batch of
 // MNIST-format images: a torchlet Model, an ensemble, a run's weights. Each entry gets its
 // own dynamic batcher, so every model served, whoever added it, is batched the same way.
+import type { Vote } from '../ensemble/index.js';
 import { Batcher, type BatchingOptions } from './batcher.js';
 import { ApiError } from './errors.js';
 
@@ -19,11 +20,41 @@ export interface ServedModel {
   readonly classes: number;
   /** Seconds taken to load, for /metrics. */
   readonly loadSeconds?: number;
-  /** Probabilities, count x classes, for `count` images of IMAGE_PIXELS bytes each (28x28, 0-255, light ink on black). */
+  /** An ensemble's vote and members (GET /models lists them). */
+  readonly ensemble?: { readonly vote: Vote; readonly members: readonly ServedMember[] };
+  /**
+   * For `count` images of IMAGE_PIXELS bytes each (28x28, 0-255, light ink on black), count x
+   * outputWidth(this) values: per image the class scores (probabilities; an ensemble's hard
+   * vote gives shares of votes), and for an ensemble then the vote's digit (ties broken by
+   * the vote, which the scores alone cannot say) and each member's digit.
+   */
   classify(pixels: Uint8Array, count: number): Promise<Float32Array>;
   /** The network as an ONNX file (the page's in-browser mode runs it), for models that are one torchlet network. */
   onnx?(): Uint8Array;
   dispose?(): void;
+}
+
+export interface ServedMember {
+  name: string;
+  /** The architecture. */
+  model: string;
+  params: number;
+}
+
+/** Values per image in what `model.classify` returns. */
+export function outputWidth(model: ServedModel): number {
+  return model.classes + (model.ensemble === undefined ? 0 : 1 + model.ensemble.members.length);
+}
+
+/** One image's row of `classify`, read: the scores, the digit and (for an ensemble) each member's digit. */
+export function readOutput(model: ServedModel, row: Float32Array): { scores: Float32Array; digit: number; votes?: { member: string; digit: number }[] } {
+  const scores = row.subarray(0, model.classes);
+  if (model.ensemble !== undefined) {
+    return { scores, digit: row[model.classes] ?? 0, votes: model.ensemble.members.map((m, k) => ({ member: m.name, digit: row[model.classes + 1 + k] ?? 0 })) };
+  }
+  let digit = 0;
+  for (let i = 1; i < scores.length; i++) if ((scores[i] ?? 0) > (scores[digit] ?? 0)) digit = i;
+  return { scores, digit };
 }
 
 export interface RegistryObserver {
@@ -50,7 +81,7 @@ export class ModelRegistry {
     }
     if (this.entries.has(model.name)) throw new RangeError(`a model named '${model.name}' is already served`);
     const name = model.name;
-    const batcher = new Batcher((pixels, count) => model.classify(pixels, count), IMAGE_PIXELS, model.classes, { ...this.batching, ...options.batching }, {
+    const batcher = new Batcher((pixels, count) => model.classify(pixels, count), IMAGE_PIXELS, outputWidth(model), { ...this.batching, ...options.batching }, {
       onBatch: (size, seconds) => this.observers.forEach((o) => o.onBatch?.(name, size, seconds)),
       onQueue: (depth, inFlight) => this.observers.forEach((o) => o.onQueue?.(name, depth, inFlight)),
     });
@@ -89,10 +120,10 @@ export class ModelRegistry {
     return this.entry(name).batcher;
   }
 
-  /** Probabilities for one image, through the model's batcher. */
+  /** Probabilities (an ensemble's scores) for one image, through the model's batcher. */
   async classify(name: string | undefined, pixels: Uint8Array): Promise<{ model: ServedModel; probabilities: Float32Array }> {
     const entry = this.entry(name);
-    return { model: entry.model, probabilities: await entry.batcher.submit(pixels) };
+    return { model: entry.model, probabilities: readOutput(entry.model, await entry.batcher.submit(pixels)).scores };
   }
 
   observe(observer: RegistryObserver): () => void {

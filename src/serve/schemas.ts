@@ -58,9 +58,21 @@ export const predictionSchema = {
   type: 'object',
   properties: {
     digit: { type: 'integer', minimum: 0, maximum: 9, example: 7 },
-    confidence: { type: 'number', description: 'The probability of the predicted digit', example: 0.9991 },
-    probabilities: { type: 'array', items: { type: 'number' }, minItems: 10, maxItems: 10, description: 'Probability of each digit 0-9' },
+    confidence: { type: 'number', description: "The probability of the predicted digit (an ensemble's hard vote: its share of the votes)", example: 0.9991 },
+    probabilities: {
+      type: 'array',
+      items: { type: 'number' },
+      minItems: 10,
+      maxItems: 10,
+      description: "Probability of each digit 0-9; an ensemble's: the share of its members' votes (hard vote) or their mean probability (soft vote)",
+    },
     model: { type: 'string', example: 'super_light' },
+    vote: { type: 'string', enum: ['hard', 'soft'], description: "An ensemble's vote (absent for a single model): the digit is the majority's (ties: the higher mean probability, then the lower digit) or the highest mean probability" },
+    votes: {
+      type: 'array',
+      description: "An ensemble's members and the digit each one gave (absent for a single model)",
+      items: { type: 'object', properties: { member: { type: 'string' }, digit: { type: 'integer', minimum: 0, maximum: 9 } }, required: ['member', 'digit'] },
+    },
     preprocessing: {
       type: 'object',
       description: 'What preprocessing did to turn the input into an MNIST-like image',
@@ -122,6 +134,16 @@ export const modelsResponse = {
           accuracy: { type: ['number', 'null'], description: 'Accuracy on the MNIST test set (0-1), when known', example: 0.9959 },
           source: { type: 'string', description: 'Where the weights come from' },
           default: { type: 'boolean' },
+          vote: { type: 'string', enum: ['hard', 'soft'], description: 'An ensemble\'s vote (absent for a single model); its params are the sum of its members\'' },
+          members: {
+            type: 'array',
+            description: 'An ensemble\'s members (absent for a single model)',
+            items: {
+              type: 'object',
+              properties: { name: { type: 'string' }, model: { type: 'string', description: 'The architecture' }, params: { type: 'integer' } },
+              required: ['name', 'model', 'params'],
+            },
+          },
         },
         required: ['name', 'description', 'params', 'accuracy', 'source', 'default'],
       },

@@ -258,6 +258,7 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
         accuracy: m.accuracy,
         source: m.source,
         default: m.name === registry.default,
+        ...(m.ensemble !== undefined && { vote: m.ensemble.vote, members: m.ensemble.members }),
       })),
     }),
   );

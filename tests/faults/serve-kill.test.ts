@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { RunStore, type Run } from '../../src/store/store.js';
-import type { EpochRecord } from '../../src/train.js';
+import { waitFor, withoutTimes } from '../helpers/runs.js';
 import { POSTGRES_PACKAGE, postgresAvailable, startCluster, withFreshDatabase } from '../helpers/postgres.js';
 import { missing } from '../helpers/requires.js';
 import { spawnServer } from '../serve/helpers.js';
@@ -20,18 +20,6 @@ afterAll(async () => {
 
 const CONFIG = { model: 'super_light', aug: true, epochs: 3, trainLimit: 3000, seed: 5, threads: 1 };
 const LEASE_S = 3;
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 300_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const withoutTimes = (records: EpochRecord[]) => records.map(({ seconds: _s, ...rest }) => rest);
 
 async function killServer(location: string): Promise<void> {
   const args = ['--store', location, '--lease', String(LEASE_S), '--models', 'super_light', '--no-web'];

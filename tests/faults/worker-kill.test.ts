@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runWorker } from '../../src/jobs/worker.js';
 import { RunStore, type Run } from '../../src/store/store.js';
-import type { EpochRecord } from '../../src/train.js';
+import { waitFor, withoutTimes } from '../helpers/runs.js';
 import { ROOT, cliEnv, finished, type CliResult } from '../helpers/cli.js';
 import { POSTGRES_PACKAGE, freshDatabase, postgresAvailable, startCluster, withFreshDatabase } from '../helpers/postgres.js';
 import { missing } from '../helpers/requires.js';
@@ -32,18 +32,6 @@ function spawnWorker(location: string, id: string, untilEmpty: boolean): { child
   );
   return { child, done: finished(child) };
 }
-
-async function waitFor<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 300_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await fn();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-const withoutTimes = (records: EpochRecord[]) => records.map(({ seconds: _s, ...rest }) => rest);
 
 async function killAndResume(location: string): Promise<void> {
   const store = await RunStore.open(location);

@@ -1,29 +1,24 @@
 // The page in a real browser (Debian's chromium through playwright-core): digits drawn with
 // pointer strokes, files chosen, the model switched, the keyboard, and a screenshot of each
 // viewport (written to artifacts/browser/).
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadServedModel } from '../../src/serve/models.js';
-import { ModelRegistry } from '../../src/serve/registry.js';
-import { startServer } from '../../src/serve/server.js';
-import { missing } from '../helpers/requires.js';
+import { chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { ROOT } from '../helpers/cli.js';
 import { draw as drawStrokes, STROKES, type Stroke } from './draw.js';
-import { darkOnLightPng, mnistDigits, mnistPng } from './helpers.js';
+import { darkOnLightPng, listeningServer, mnistDigits, mnistPng } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 export const ARTIFACTS = join(ROOT, 'artifacts', 'browser');
 /** Draws, waiting for each stroke's /predict answer. */
 const draw = (page: Page, strokes: Stroke[]): Promise<void> => drawStrokes(page, strokes, () => page.waitForResponse((r) => r.url().includes('/predict')));
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 
 async function digitShown(page: Page): Promise<string> {
   return (await page.locator('#digit').textContent())?.trim() ?? '';
 }
 
-const canRun = !missing(existsSync(CHROMIUM), `chromium at ${CHROMIUM}`);
+const canRun = !chromiumMissing();
 
 describe.skipIf(!canRun)('the page in chromium', () => {
   let browser: Browser;
@@ -31,16 +26,8 @@ describe.skipIf(!canRun)('the page in chromium', () => {
   let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const registry = new ModelRegistry();
-    registry.add(loadServedModel('super_light'));
-    registry.add(loadServedModel('light'));
-    const server = await startServer({ registry, port: 0, rateLimit: false });
-    url = server.url;
-    close = async () => {
-      await server.app.close();
-      await registry.close();
-    };
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    ({ url, close } = await listeningServer());
+    browser = await launchChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
   });
   afterAll(async () => {

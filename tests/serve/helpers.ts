@@ -3,8 +3,9 @@
 import type { ChildProcess } from 'node:child_process';
 import sharp from 'sharp';
 import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
+import type { ModelName } from '../../src/models.js';
 import { encodePng } from '../../src/image/index.js';
-import { buildServer, type ServeOptions } from '../../src/serve/server.js';
+import { buildServer, startServer, type ServeOptions } from '../../src/serve/server.js';
 import { loadServedModel } from '../../src/serve/models.js';
 import { ModelRegistry } from '../../src/serve/registry.js';
 import type { BatchingOptions } from '../../src/serve/batcher.js';
@@ -56,6 +57,20 @@ export async function releasedServer(options: Partial<ServeOptions> = {}, batchi
     registry,
     close: async (): Promise<void> => {
       await app.close();
+      await registry.close();
+    },
+  };
+}
+
+/** The released models served on a loopback port, for tests that need a real socket (a browser). */
+export async function listeningServer(names: ModelName[] = ['super_light', 'light']): Promise<{ url: string; close: () => Promise<void> }> {
+  const registry = new ModelRegistry();
+  for (const name of names) registry.add(loadServedModel(name));
+  const server = await startServer({ registry, port: 0, rateLimit: false });
+  return {
+    url: server.url,
+    close: async (): Promise<void> => {
+      await server.app.close();
       await registry.close();
     },
   };

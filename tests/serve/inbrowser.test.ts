@@ -1,22 +1,17 @@
 // The page's "in this browser" mode (issue 14) in a real browser (Debian's chromium through
 // playwright-core), and the server side of it: the model's ONNX file, onnxruntime-web's
 // WebAssembly files and the bundled module, all from torchlet itself.
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadServedModel } from '../../src/serve/models.js';
-import { ModelRegistry } from '../../src/serve/registry.js';
-import { startServer } from '../../src/serve/server.js';
 import { ROOT } from '../helpers/spawn.js';
-import { missing } from '../helpers/requires.js';
+import { chromiumMissing, launchChromium } from '../helpers/browser.js';
 import { draw, STROKES } from './draw.js';
-import { mnistDigits, mnistPng } from './helpers.js';
+import { listeningServer, mnistDigits, mnistPng } from './helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = join(ROOT, 'artifacts', 'browser');
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'];
 /**
  * Largest difference allowed between a probability computed on the server (libtorch,
  * batch norm as a layer) and in the browser (onnxruntime-web, batch norm folded into the
@@ -40,20 +35,13 @@ async function shown(page: Page, place: RegExp): Promise<Shown> {
 const HERE = /super_light in this browser, [\d.]+ ms/;
 const SERVER = /super_light, [\d.]+ ms/;
 
-const canRun = !missing(existsSync(CHROMIUM), `chromium at ${CHROMIUM}`);
+const canRun = !chromiumMissing();
 
 describe('the in-browser mode, server side', () => {
   let url: string;
   let close: () => Promise<void>;
   beforeAll(async () => {
-    const registry = new ModelRegistry();
-    registry.add(loadServedModel('super_light'));
-    const server = await startServer({ registry, port: 0, rateLimit: false });
-    url = server.url;
-    close = async () => {
-      await server.app.close();
-      await registry.close();
-    };
+    ({ url, close } = await listeningServer(['super_light']));
   });
   afterAll(async () => close?.());
 
@@ -117,16 +105,8 @@ describe.skipIf(!canRun)('the in-browser mode in chromium', () => {
   let close: () => Promise<void>;
 
   beforeAll(async () => {
-    const registry = new ModelRegistry();
-    registry.add(loadServedModel('super_light'));
-    registry.add(loadServedModel('light'));
-    const server = await startServer({ registry, port: 0, rateLimit: false });
-    url = server.url;
-    close = async () => {
-      await server.app.close();
-      await registry.close();
-    };
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ARGS });
+    ({ url, close } = await listeningServer());
+    browser = await launchChromium();
     context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     mkdirSync(ARTIFACTS, { recursive: true });
   });

@@ -1,20 +1,19 @@
 // The dashboard's study page in Debian's Chromium (playwright-core): the trials table, the
 // optimization history, the intermediate values with pruned trials marked, parallel
 // coordinates and the parameter importances (with their method stated) of a real study.
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dashboardRoutes } from '../../src/dashboard/plugin.js';
 import { RunStore } from '../../src/store/store.js';
 import { createStudy, MedianPruner, SqlTuneStorage, TPESampler, TrialPruned } from '../../src/tune/index.js';
 import { studyRoutes } from '../../src/tune/web.js';
-import { missing } from '../helpers/requires.js';
+import { chromiumMissing, launchChromium } from '../helpers/browser.js';
 
-const CHROMIUM = '/usr/bin/chromium';
-const skip = missing(existsSync(CHROMIUM), "Chromium (Debian package 'chromium')");
+const skip = chromiumMissing();
 
 let tmp: string;
 let store: RunStore;
@@ -45,10 +44,7 @@ beforeAll(async () => {
   await app.register(dashboardRoutes);
   await app.register(studyRoutes, { store });
   base = await app.listen({ host: '127.0.0.1', port: 0 });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
+  browser = await launchChromium();
 }, 300_000);
 
 afterAll(async () => {
