@@ -15,6 +15,7 @@ import { referenceRun, torchletFullRun, type FullRunRep } from './full-run.js';
 import { latencyFigure } from './latency.js';
 import { onnxBenchmark, parseOnnxOptions } from './onnx.js';
 import { parseServeOptions, serveBenchmark } from './serve.js';
+import { parseZooOptions, zooBenchmark } from './zoo.js';
 import {
   BATCH,
   BENCH,
@@ -419,6 +420,10 @@ async function main(): Promise<void> {
     if (opts.onnx) {
       log('[onnx] onnxruntime-web beside torchlet native (bench/onnx.ts)');
       await onnxBenchmark(parseOnnxOptions([...(opts.quick ? ['--quick'] : []), '--threads', String(opts.threads), ...(opts.readme === undefined ? ['--no-readme'] : ['--readme', opts.readme])]));
+    }
+    if (opts.zoo) {
+      log('[zoo] the zoo against PyTorch (bench/zoo.ts)');
+      await zooBenchmark(parseZooOptions([...(opts.quick ? ['--quick'] : []), '--threads', String(opts.threads), '--python', opts.python, ...(opts.readme === undefined ? ['--no-readme'] : ['--readme', opts.readme])]));
     }
   } finally {
     await py.close();

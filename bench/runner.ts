@@ -1,6 +1,6 @@
 // The shared runner of `npm run bench`: options, statistics, the long-lived PyTorch
 // worker, figures with targets, and the printed and README tables. Each benchmark lives in
-// its own file (train.ts, eval.ts, latency.ts, full-run.ts, serve.ts, onnx.ts); run.ts runs them.
+// its own file (train.ts, eval.ts, latency.ts, full-run.ts, serve.ts, onnx.ts, zoo.ts); run.ts runs them.
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
@@ -32,6 +32,7 @@ export const HELP = `npm run bench [-- options]
   --skip-full-run          omit figure 5 (the 15-epoch runs)
   --skip-serve             omit the serving benchmark (bench/serve.ts; alone: npm run bench:serve)
   --skip-onnx              omit the ONNX benchmark (bench/onnx.ts; alone: npm run bench:onnx)
+  --skip-zoo               omit the zoo benchmark (bench/zoo.ts; alone: npm run bench:zoo)
   --full-run-reps N        repetitions of figure 5 (default 3)
   --full-run-epochs N      epochs of figure 5 (default 15; fewer only for smoke tests)
   --full-run-train-images N, --full-run-test-images N   subsets for smoke tests of figure 5
@@ -57,6 +58,7 @@ export interface Options {
   fullRun: boolean;
   serve: boolean;
   onnx: boolean;
+  zoo: boolean;
   fullRunReps: number;
   fullRunEpochs: number;
   fullRunTrainImages: number | undefined;
@@ -88,6 +90,7 @@ export function parseOptions(argv: string[]): Options {
       'skip-full-run': { type: 'boolean', default: false },
       'skip-serve': { type: 'boolean', default: false },
       'skip-onnx': { type: 'boolean', default: false },
+      'skip-zoo': { type: 'boolean', default: false },
       'full-run-reps': { type: 'string' },
       'full-run-epochs': { type: 'string' },
       'full-run-train-images': { type: 'string' },
@@ -126,6 +129,7 @@ export function parseOptions(argv: string[]): Options {
     fullRun: !quick && !values['skip-full-run'],
     serve: !values['skip-serve'],
     onnx: !values['skip-onnx'],
+    zoo: !values['skip-zoo'],
     fullRunReps: positiveInt('--full-run-reps', values['full-run-reps']) ?? 3,
     fullRunEpochs: positiveInt('--full-run-epochs', values['full-run-epochs']) ?? 15,
     fullRunTrainImages: positiveInt('--full-run-train-images', values['full-run-train-images']),

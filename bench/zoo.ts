@@ -1,44 +1,57 @@
-// `npm run bench:zoo` (also run by `npm run bench`): training and evaluation speed of the
-// zoo's models against Debian's PyTorch on the same machine and threads, in one run.
-// Training: images/s at batch 64 (SGD with momentum); evaluation: images/s at batch 256.
-// Issue 12's targets: training at least 1.2x PyTorch for the convolutional models and
-// 1.0x for the ViT, evaluation at least 1.1x for every model. Medians of repetitions;
-// the two sides run back to back per model.
+// The zoo benchmark (issue 12): training and evaluation speed of the zoo's models against
+// Debian's PyTorch on the same machine and threads, in one run. Training: images/s at batch
+// 64 (SGD with momentum); evaluation: images/s at batch 256. Targets: training at least 1.2x
+// PyTorch for the convolutional models and 1.0x for the ViT, evaluation at least 1.1x for
+// every model. Medians of repetitions; the two sides run back to back per model. `npm run
+// bench` runs it after the ONNX benchmark.
 //
-//   npm run bench:zoo                    # 3 repetitions, writes bench/zoo-results.json
-//   npm run bench:zoo -- --quick         # 1 repetition, fewer steps (smoke run)
-//   npm run bench:zoo -- --models vit,resnet18
+//   npm run bench:zoo                    # 3 repetitions; bench/zoo-results.json, README table
+//   npm run bench:zoo -- --quick         # 1 repetition, fewer steps (smoke run); README untouched
+//   npm run bench:zoo -- --models vit,resnet18 --no-readme
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { availableParallelism, loadavg } from 'node:os';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Dataset, getThreads, Model, native, setThreads, zoo, type ZooName } from '../src/index.js';
+import { Dataset, Model, native, setThreads, zoo, type ZooName } from '../src/index.js';
+import { BENCH, cpuInfo, fixed, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const README_START = '<!-- bench:zoo:start -->';
+const README_END = '<!-- bench:zoo:end -->';
 const MODELS: ZooName[] = ['simple_conv_net', 'parallel_cnn', 'vit', 'resnet18', 'mobilenet_v2'];
 const CONVOLUTIONAL = new Set<ZooName>(['simple_conv_net', 'parallel_cnn', 'resnet18', 'mobilenet_v2']);
 const TRAIN_BATCH = 64;
 const EVAL_BATCH = 256;
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: 'boolean', default: false },
-    models: { type: 'string' },
-    threads: { type: 'string' },
-    python: { type: 'string', default: '/usr/bin/python3' },
-  },
-});
-const names = (values.models?.split(',') ?? MODELS) as ZooName[];
-for (const n of names) if (!Object.hasOwn(zoo, n)) throw new Error(`unknown zoo model '${n}'`);
-if (values.threads) setThreads(Number(values.threads));
-const threads = getThreads();
-const reps = values.quick ? 1 : 3;
-const trainSteps = values.quick ? 3 : 12;
-const evalImages = values.quick ? 512 : 2048;
+export interface ZooBenchOptions {
+  quick: boolean;
+  models: ZooName[];
+  threads: number;
+  reps: number;
+  trainSteps: number;
+  evalImages: number;
+  python: string;
+  out: string;
+  readme: string | undefined;
+}
 
-const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? Number.NaN;
+interface Figure {
+  torchlet: number;
+  pytorch: number;
+  target: number;
+}
+
+interface Row {
+  model: ZooName;
+  train: Figure;
+  eval: Figure;
+  samples: { torchlet: Samples; pytorch: Samples };
+}
+
+interface Samples {
+  train: number[];
+  eval: number[];
+}
 
 function images(n: number, seed: number): Dataset {
   let s = seed;
@@ -47,17 +60,17 @@ function images(n: number, seed: number): Dataset {
   return Dataset.fromArrays(pixels, labels, [n, 1, 28, 28]);
 }
 
-async function torchlet(name: ZooName): Promise<{ train: number[]; eval: number[] }> {
+async function torchlet(name: ZooName, opts: ZooBenchOptions): Promise<Samples> {
   const model = new Model(zoo[name](), { seed: 0 });
-  const trainSet = images(TRAIN_BATCH * trainSteps, 1);
+  const trainSet = images(TRAIN_BATCH * opts.trainSteps, 1);
   const warm = trainSet.slice(0, TRAIN_BATCH * 2);
-  const evalSet = images(evalImages, 2);
+  const evalSet = images(opts.evalImages, 2);
   const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 }, batchSize: TRAIN_BATCH, seed: 1 });
-  const out = { train: [] as number[], eval: [] as number[] };
+  const out: Samples = { train: [], eval: [] };
   try {
     await trainer.trainEpoch(warm.handle, 0);
     await model.evaluate(evalSet.slice(0, EVAL_BATCH), { batchSize: EVAL_BATCH });
-    for (let r = 0; r < reps; r++) {
+    for (let r = 0; r < opts.reps; r++) {
       const t0 = performance.now();
       const e = await trainer.trainEpoch(trainSet.handle, r + 1);
       out.train.push(e.samples / ((performance.now() - t0) / 1000));
@@ -73,36 +86,94 @@ async function torchlet(name: ZooName): Promise<{ train: number[]; eval: number[
   return out;
 }
 
-function pytorch(name: ZooName): { train: number[]; eval: number[] } {
-  const request = { model: name, threads, train_batch: TRAIN_BATCH, train_steps: trainSteps, eval_batch: EVAL_BATCH, eval_images: evalImages, reps };
-  const r = spawnSync(values.python, [join(ROOT, 'bench', 'zoo_peer.py')], {
+function pytorch(name: ZooName, opts: ZooBenchOptions): Samples {
+  const request = { model: name, threads: opts.threads, train_batch: TRAIN_BATCH, train_steps: opts.trainSteps, eval_batch: EVAL_BATCH, eval_images: opts.evalImages, reps: opts.reps };
+  const r = spawnSync(opts.python, [join(ROOT, 'bench', 'zoo_peer.py')], {
     input: JSON.stringify(request),
     encoding: 'utf8',
     env: { ...process.env, PYTHONPATH: join(ROOT, 'python'), PYTHONDONTWRITEBYTECODE: '1' },
     maxBuffer: 16 * 1024 * 1024,
   });
-  if (r.status !== 0) throw new Error(`${values.python} bench/zoo_peer.py (${name}) failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout) as { train: number[]; eval: number[] };
+  if (r.status !== 0) throw new Error(`${opts.python} bench/zoo_peer.py (${name}) failed:\n${r.stderr}`);
+  return JSON.parse(r.stdout) as Samples;
 }
 
-const rows = [];
-console.log(`zoo benchmark: ${threads} threads, train batch ${TRAIN_BATCH}, eval batch ${EVAL_BATCH}, ${reps} repetition(s), load ${loadavg()[0]?.toFixed(2)}`);
-for (const name of names) {
-  const ours = await torchlet(name);
-  const theirs = pytorch(name);
-  const row = {
-    model: name,
-    train: { torchlet: median(ours.train), pytorch: median(theirs.train), target: CONVOLUTIONAL.has(name) ? 1.2 : 1.0 },
-    eval: { torchlet: median(ours.eval), pytorch: median(theirs.eval), target: 1.1 },
-    samples: { torchlet: ours, pytorch: theirs },
-  };
-  rows.push(row);
-  const fmt = (f: { torchlet: number; pytorch: number; target: number }) => {
-    const ratio = f.torchlet / f.pytorch;
-    return `${f.torchlet.toFixed(0)} vs ${f.pytorch.toFixed(0)} img/s = ${ratio.toFixed(2)}x (target ${f.target}x: ${ratio >= f.target ? 'PASS' : 'MISS'})`;
-  };
-  console.log(`${name.padEnd(16)} train ${fmt(row.train)} | eval ${fmt(row.eval)}`);
+const ratioOf = (f: Figure): number => f.torchlet / f.pytorch;
+const verdict = (f: Figure): string => `${fixed(2)(ratioOf(f))}x (${f.target}x: ${ratioOf(f) >= f.target ? 'met' : 'MISSED'})`;
+
+function markdown(rows: Row[], opts: ZooBenchOptions, load: number[]): string {
+  const cpu = cpuInfo();
+  const lines = [
+    `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} on both sides, ` +
+      `load average ${fixed(2)(load[0] ?? 0)} at the start; median of ${opts.reps} repetitions, each ${opts.trainSteps} training steps at batch ${TRAIN_BATCH} and ${int(opts.evalImages)} evaluation images at batch ${EVAL_BATCH}. ` +
+      `Target in brackets. Every repetition is in [bench/zoo-results.json](bench/zoo-results.json)._`,
+    '',
+    '| model | train img/s: torchlet / PyTorch | ratio (target) | eval img/s: torchlet / PyTorch | ratio (target) |',
+    '|---|---:|---:|---:|---:|',
+  ];
+  for (const r of rows) {
+    lines.push(`| \`${r.model}\` | ${int(r.train.torchlet)} / ${int(r.train.pytorch)} | ${verdict(r.train)} | ${int(r.eval.torchlet)} / ${int(r.eval.pytorch)} | ${verdict(r.eval)} |`);
+  }
+  return lines.join('\n');
 }
-const out = join(ROOT, 'bench', values.quick ? 'zoo-results.quick.json' : 'zoo-results.json');
-writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), threads, loadavg: loadavg(), rows }, null, 2) + '\n');
-console.log(`wrote ${out}`);
+
+export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
+  setThreads(opts.threads);
+  const load = loadavg();
+  log(`zoo benchmark: ${threadsText(opts.threads)}, train batch ${TRAIN_BATCH}, eval batch ${EVAL_BATCH}, ${opts.reps} repetition(s), load ${fixed(2)(load[0] ?? 0)}`);
+  const rows: Row[] = [];
+  for (const name of opts.models) {
+    const ours = await torchlet(name, opts);
+    const theirs = pytorch(name, opts);
+    const row: Row = {
+      model: name,
+      train: { torchlet: median(ours.train), pytorch: median(theirs.train), target: CONVOLUTIONAL.has(name) ? 1.2 : 1.0 },
+      eval: { torchlet: median(ours.eval), pytorch: median(theirs.eval), target: 1.1 },
+      samples: { torchlet: ours, pytorch: theirs },
+    };
+    rows.push(row);
+    const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
+    log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
+  }
+  writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', threads: opts.threads, loadavg: load, trainSteps: opts.trainSteps, evalImages: opts.evalImages, reps: opts.reps, rows }, null, 2)}\n`);
+  log(`wrote ${opts.out}`);
+  if (opts.readme !== undefined && updateReadme(opts.readme, markdown(rows, opts, load), README_START, README_END)) log(`updated the zoo speed table in ${opts.readme}`);
+  return rows;
+}
+
+export function parseZooOptions(argv: string[]): ZooBenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      quick: { type: 'boolean', default: false },
+      models: { type: 'string' },
+      threads: { type: 'string' },
+      python: { type: 'string' },
+      out: { type: 'string' },
+      readme: { type: 'string' },
+      'no-readme': { type: 'boolean', default: false },
+    },
+  });
+  const names = values.models?.split(',').map((s) => s.trim()) ?? MODELS;
+  for (const n of names) if (!Object.hasOwn(zoo, n)) throw new RangeError(`--models: unknown zoo model '${n}' (known: ${Object.keys(zoo).join(', ')})`);
+  const quick = values.quick;
+  return {
+    quick,
+    models: names as ZooName[],
+    threads: positiveInt('--threads', values.threads) ?? availableParallelism(),
+    reps: quick ? 1 : 3,
+    trainSteps: quick ? 3 : 12,
+    evalImages: quick ? 512 : 2048,
+    python: values.python ?? '/usr/bin/python3',
+    out: resolve(values.out ?? join(BENCH, quick ? 'zoo-results.quick.json' : 'zoo-results.json')),
+    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+  };
+}
+
+if (process.argv[1] !== undefined && resolve(process.argv[1]) === resolve(BENCH, 'zoo.ts')) {
+  zooBenchmark(parseZooOptions(process.argv.slice(2))).catch((err: unknown) => {
+    process.stderr.write(`bench:zoo failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  });
+}

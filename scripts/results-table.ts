@@ -3,6 +3,7 @@
 //                                                 the released weights: training-logs/released)
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { seedSpread } from '../src/metrics.js';
 import { parseRunLog } from '../src/training-log.js';
 
 interface Run {
@@ -58,8 +59,6 @@ console.log('\nSeed spread:\n');
 for (const key of new Set(runs.map((r) => `${r.model}/${r.aug}`))) {
   const group = runs.filter((r) => `${r.model}/${r.aug}` === key);
   if (group.length < 2) continue;
-  const finals = group.map((r) => r.test.at(-1) ?? 0);
-  const mean = finals.reduce((a, b) => a + b, 0) / finals.length;
-  const sd = Math.sqrt(finals.reduce((a, b) => a + (b - mean) ** 2, 0) / (finals.length - 1));
-  console.log(`- ${key.replace('/true', ' + aug').replace('/false', ' without aug')}: final ${f2(mean)}% ± ${f2(sd)} (sample sd, ${group.length} seeds: ${group.map((r) => r.seed).join(', ')}; min ${f2(Math.min(...finals))}, max ${f2(Math.max(...finals))})`);
+  const { mean, sd, min, max } = seedSpread(group.map((r) => r.test.at(-1) ?? 0));
+  console.log(`- ${key.replace('/true', ' + aug').replace('/false', ' without aug')}: final ${f2(mean)}% ± ${f2(sd)} (sample sd, ${group.length} seeds: ${group.map((r) => r.seed).join(', ')}; min ${f2(min)}, max ${f2(max)})`);
 }

@@ -10,10 +10,13 @@
 //
 //   npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,adamw-ref [--epochs 15] [--seed 0]
 //   npx tsx scripts/tiny.ts final --model tiny8k --recipe sgd-ls-ema --seeds 1,2,3,4,5
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+//   npx tsx scripts/tiny.ts summary     (the README's tables from the final runs' logs)
+import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { AUGMENT_PRESETS, countParams, loadMnist, Model, stratifiedSplit, train, type Dataset, type ModelSpec, type TrainOptions } from '../src/index.js';
+import { forwardMacs } from '../bench/train.js';
+import { AUGMENT_PRESETS, countParams, loadMnist, Model, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
+import { seedSpread } from '../src/metrics.js';
 import { tinyModels, tinyNet } from '../src/models.js';
 
 /** Architectures tried on the validation split before one becomes a member of the family. */
@@ -75,7 +78,12 @@ const { positionals, values } = parseArgs({
   },
 });
 const phase = positionals[0];
-if (phase !== 'search' && phase !== 'final') throw new Error("usage: scripts/tiny.ts search|final [--model M] [--recipes A,B | --recipe A --seeds 1,2]");
+if (phase !== 'search' && phase !== 'final' && phase !== 'summary') throw new Error('usage: scripts/tiny.ts search|final|summary [--model M] [--recipes A,B | --recipe A --seeds 1,2]');
+const logDir = join('training-logs', 'tiny');
+if (phase === 'summary') {
+  summary();
+  process.exit(0);
+}
 const name = values.model;
 const spec = architectures[name];
 if (spec === undefined) throw new Error(`--model must be one of ${Object.keys(architectures).join(', ')}`);
@@ -85,7 +93,6 @@ const recipeOf = (r: string): TrainOptions => {
   if (!recipe) throw new Error(`unknown recipe '${r}' (have ${Object.keys(RECIPES).join(', ')})`);
   return recipe;
 };
-const logDir = join('training-logs', 'tiny');
 mkdirSync(logDir, { recursive: true });
 mkdirSync(join('runs', 'tiny'), { recursive: true });
 
@@ -120,4 +127,34 @@ if (phase === 'search') {
     const acc = await run(mnist, values.recipe, seed, join('runs', 'tiny', `${name}-s${seed}.pt`));
     process.stdout.write(`FINAL ${name} ${values.recipe} s${seed}: final-epoch test ${(100 * acc).toFixed(2)}%\n`);
   }
+}
+
+/** The final runs that finished, grouped by model and recipe: seeds, spread, per-epoch test accuracy. */
+function summary(): void {
+  type Final = { model: string; recipe: string; seed: number; file: string; test: number[] };
+  const runs: Final[] = [];
+  for (const file of readdirSync(logDir).filter((f) => f.startsWith('final-') && f.endsWith('.jsonl')).sort()) {
+    const [head, ...lines] = readFileSync(join(logDir, file), 'utf8').trim().split('\n');
+    const header = JSON.parse(head ?? '{}') as { model: string; recipe: string; options: { seed: number; epochs: number } };
+    const epochs = lines.map((l) => JSON.parse(l) as EpochRecord);
+    if (epochs.length !== header.options.epochs) continue; // unfinished
+    runs.push({ model: header.model, recipe: header.recipe, seed: header.options.seed, file, test: epochs.map((e) => 100 * e.testAccuracy) });
+  }
+  const f2 = (x: number): string => x.toFixed(2);
+  const count = (x: number): string => x.toLocaleString('en-US');
+  console.log('| model | parameters | multiply-adds per image | recipe | seeds | mean | sd | min | max | final-epoch test accuracy per seed (log) |');
+  console.log('|---|---:|---:|---|---|---:|---:|---:|---:|---|');
+  for (const key of new Set(runs.map((r) => `${r.model} ${r.recipe}`))) {
+    const group = runs.filter((r) => `${r.model} ${r.recipe}` === key);
+    const [model = '', recipe = ''] = key.split(' ');
+    const spec = architectures[model];
+    if (spec === undefined) throw new Error(`${group[0]?.file}: unknown model '${model}'`);
+    const { mean, sd, min, max } = seedSpread(group.map((r) => r.test.at(-1) ?? Number.NaN));
+    const perSeed = group.map((r) => `s${r.seed} ${f2(r.test.at(-1) ?? Number.NaN)}% ([log](${logDir}/${r.file}))`).join(', ');
+    console.log(`| \`${model}\` | ${count(countParams(spec))} | ${count(forwardMacs(spec))} | \`${recipe}\` | ${group.length} | **${f2(mean)}%** | ${Number.isNaN(sd) ? '-' : f2(sd)} | ${f2(min)}% | ${f2(max)}% | ${perSeed} |`);
+  }
+  const width = Math.max(0, ...runs.map((r) => r.test.length));
+  console.log(`\n| run | ${Array.from({ length: width }, (_, i) => i + 1).join(' | ')} |`);
+  console.log(`|---|${'---|'.repeat(width)}`);
+  for (const r of runs) console.log(`| ${r.model} ${r.recipe} s${r.seed} | ${r.test.map(f2).join(' | ')} |`);
 }

@@ -23,4 +23,6 @@ for seed in "${seeds[@]:1}"; do
 done
 # The tiny models, in the order training-logs/tiny/DECISIONS.md records them.
 npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,sgd-plain,adamw-ref
-npx tsx scripts/tiny.ts final --model tiny8k --recipe adamw-ref --seeds 1
+npx tsx scripts/tiny.ts search --model tiny8k-wide --recipes adamw-ref
+npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-rot-ema
+npx tsx scripts/tiny.ts final --model tiny8k --recipe adamw-ref --seeds 1,2,3,4,5

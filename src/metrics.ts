@@ -87,3 +87,11 @@ export function formatReport(report: ClassificationReport, matrix: number[][], c
     ...matrixLines,
   ].join('\n');
 }
+
+/** Mean, sample standard deviation (n - 1), min and max of one figure over seeds. */
+export function seedSpread(values: number[]): { mean: number; sd: number; min: number; max: number } {
+  if (values.length === 0) throw new RangeError('seedSpread: no values');
+  const mean = values.reduce((a, b) => a + b, 0) / values.length;
+  const sd = values.length < 2 ? Number.NaN : Math.sqrt(values.reduce((a, b) => a + (b - mean) ** 2, 0) / (values.length - 1));
+  return { mean, sd, min: Math.min(...values), max: Math.max(...values) };
+}
