@@ -5,15 +5,16 @@ import { basename, extname } from 'node:path';
 import { Ensemble, readEnsembleFile } from '../ensemble/index.js';
 import { toOnnx } from '../export/onnx.js';
 import { Model } from '../model.js';
-import { models, type ModelName } from '../models.js';
+import { isModelName as isReleased, type ModelName as ReleasedName } from '../models.js';
+import { models, type ModelName } from '../zoo/index.js';
 import { withNormalization, type NormalizationName } from '../recipe.js';
 import { releasedWeightsPath } from '../weights.js';
 import { IMAGE_PIXELS, type ServedModel } from './registry.js';
 
 /** Test-set accuracy of the released weights/*.pt, as the README's table records it (the gates test re-measures it). */
-export const RELEASED_ACCURACY: Record<ModelName, number> = { super_light: 0.9959, lightest: 0.9943, light: 0.993 };
+export const RELEASED_ACCURACY: Record<ReleasedName, number> = { super_light: 0.9959, lightest: 0.9943, light: 0.993 };
 
-const DESCRIPTIONS: Record<ModelName, string> = {
+const DESCRIPTIONS: Record<ReleasedName, string> = {
   super_light: 'SuperLight: BN + dropout, adaptive average pooling to 3x3',
   lightest: 'Lightest: BN + dropout, a 1x1 squeeze before the classifier',
   light: 'Light: plain convolutions, no batch norm',
@@ -29,19 +30,24 @@ export interface LoadOptions {
   normalize?: NormalizationName;
 }
 
-/** Loads `name`'s weights as a served model; the load time is kept for /metrics. */
+/**
+ * Loads `name`'s weights as a served model; the load time is kept for /metrics. Any model of
+ * the zoo can be served from a weights file; only the reference models have released weights.
+ */
 export function loadServedModel(name: ModelName, options: LoadOptions = {}): ServedModel {
   const t0 = performance.now();
-  const path = options.weights ?? releasedWeightsPath(name);
+  const released = options.weights === undefined && isReleased(name) ? name : undefined;
+  if (options.weights === undefined && released === undefined) throw new Error(`${name} has no released weights; give a weights file for it`);
+  const path = options.weights ?? releasedWeightsPath(released as ReleasedName);
   const spec = options.normalize !== undefined ? withNormalization(models[name], options.normalize) : models[name];
   const model = Model.fromFile(spec, path, options.device !== undefined ? { device: options.device } : {});
   const loadSeconds = (performance.now() - t0) / 1000;
   return {
     name: options.as ?? name,
-    description: DESCRIPTIONS[name],
+    description: isReleased(name) ? DESCRIPTIONS[name] : `${name}, weights from ${basename(path)}`,
     params: model.numParams(),
-    accuracy: options.weights === undefined ? RELEASED_ACCURACY[name] : null,
-    source: options.weights === undefined ? `released weights/${name}.pt` : path,
+    accuracy: released === undefined ? null : RELEASED_ACCURACY[released],
+    source: released === undefined ? path : `released weights/${released}.pt`,
     classes: 10,
     loadSeconds,
     classify: async (pixels) => {

@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { isModelName, type ModelName } from '../models.js';
+import { isModelName, type ModelName } from '../zoo/index.js';
 import { isNormalizationName, type NormalizationName } from '../recipe.js';
 import { RunNotFoundError, type Run, type RunStore } from './store.js';
 
