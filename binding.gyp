@@ -19,7 +19,8 @@
         "native/files.cc",
         "native/pickle_compat.cc",
         "native/dropout.cc",
-        "native/batchnorm_act.cc"
+        "native/batchnorm_act.cc",
+        "native/inference.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -12,6 +12,16 @@
 #include "errors.h"
 #include "state_dict.h"
 
+// Exported by libtorch (caffe2/utils/threadpool/pthreadpool-cpp.h, which it does not install):
+// while enabled on a thread, XNNPACK kernels called from it run on it alone.
+namespace caffe2 {
+class _NoPThreadPoolGuard {
+ public:
+  static bool is_enabled();
+  static void set_enabled(bool enabled);
+};
+}  // namespace caffe2
+
 namespace torchlet {
 
 torch::Device ParseDevice(const std::string& name) {
@@ -188,30 +198,38 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// Up to this many images, a CPU prediction runs on the calling thread alone: one image is a
-// few hundred microseconds of small ops, and waking a second thread for each costs more
-// than it saves (measured back to back on 2 cores: p50 for one image about 440 -> 230 us).
-constexpr int64_t kSerialRows = 4;
+// Up to this many images, a CPU prediction runs on the calling thread alone, through the
+// inference plan (inference.h: batch norm and ReLU folded into XNNPACK convs). Measured on
+// 2 cores (SuperLight, one thread): one image 300 -> 140 us, 32 images 2.8 -> 2.0 ms. More
+// threads do not pay at these sizes, and when the cores are busy (a server's event loop,
+// other processes) a pass that waits for a descheduled pool thread took 20-160 ms for 8
+// images instead of 0.6.
+constexpr int64_t kSerialRows = 64;
 
 // Limits this thread's intra-op parallelism to one thread for its lifetime. OpenMP's thread
-// count is per calling thread, so other threads (training workers) are unaffected.
+// count is per calling thread, so other threads (training workers) are unaffected; XNNPACK
+// (inference.h) runs on caffe2's process-wide pool, which a thread-local switch bypasses.
 class SerialScope {
  public:
-  explicit SerialScope(bool on) : previous_(on ? at::get_num_threads() : 0) {
+  explicit SerialScope(bool on) : on_(on), previous_(on ? at::get_num_threads() : 0), pool_off_(caffe2::_NoPThreadPoolGuard::is_enabled()) {
 #ifdef _OPENMP
     if (previous_ > 1) omp_set_num_threads(1);
 #endif
+    if (on_) caffe2::_NoPThreadPoolGuard::set_enabled(true);
   }
   ~SerialScope() {
 #ifdef _OPENMP
     if (previous_ > 1) omp_set_num_threads(previous_);
 #endif
+    if (on_) caffe2::_NoPThreadPoolGuard::set_enabled(pool_off_);
   }
   SerialScope(const SerialScope&) = delete;
   SerialScope& operator=(const SerialScope&) = delete;
 
  private:
+  bool on_;
   int previous_;
+  bool pool_off_;
 };
 
 // The pixels argument of predict and predictAsync: [n, C, H, W], uint8 (0-255) or float
@@ -247,8 +265,10 @@ Napi::Float32Array ToJsFloats(Napi::Env env, const at::Tensor& out) {
 }
 
 at::Tensor Forward(Sequential& net, at::Tensor input, torch::Device device) {
-  SerialScope serial(device.is_cpu() && input.size(0) <= kSerialRows);
+  const bool serial = device.is_cpu() && input.size(0) <= kSerialRows;
+  SerialScope scope(serial);
   c10::InferenceMode guard;
+  if (serial && input.scalar_type() == at::kFloat) return net->Infer(input).contiguous();
   return net->forward(input).to(torch::kCPU).contiguous();
 }
 

@@ -390,6 +390,19 @@ void SequentialImpl::Add(const LayerSpec& spec, torch::nn::AnyModule module) {
   specs_.push_back(&spec);
 }
 
+at::Tensor SequentialImpl::Infer(at::Tensor x) {
+  std::shared_ptr<const InferencePlan> plan;
+  {
+    std::lock_guard<std::mutex> lock(plan_mutex_);
+    if (!planned_ || (plan_ && !plan_->Current())) {
+      plan_ = MakeInferencePlan(layers_, specs_);
+      planned_ = true;
+    }
+    plan = plan_;
+  }
+  return plan ? plan->Run(std::move(x), layers_) : forward(std::move(x));
+}
+
 at::Tensor SequentialImpl::forward(at::Tensor x) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerSpec& s = *specs_[i];

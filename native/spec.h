@@ -7,8 +7,12 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
+
+#include "inference.h"
 
 namespace torchlet {
 
@@ -47,11 +51,17 @@ ModelSpec ParseModelSpec(const Napi::Object& spec);
 class SequentialImpl : public torch::nn::Module {
  public:
   at::Tensor forward(at::Tensor x);
+  // forward for eval-mode inference on the CPU, under InferenceMode: through a plan with the
+  // weights folded (inference.h), made on first use and again whenever the weights change.
+  at::Tensor Infer(at::Tensor x);
   void Add(const LayerSpec& spec, torch::nn::AnyModule module);
 
  private:
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<const LayerSpec*> specs_;
+  std::mutex plan_mutex_;  // passes may run on several worker threads at once
+  std::shared_ptr<const InferencePlan> plan_;
+  bool planned_ = false;
 };
 TORCH_MODULE(Sequential);
 

@@ -62,8 +62,7 @@ export function preprocessPixels(
     throw new RangeError(`${width}x${height}x${channels} pixels need ${width * height * channels} bytes, got ${data.length}`);
   }
 
-  const gray = toGrayOnWhite(data, width * height, channels);
-  const { min, max } = range(gray);
+  const { gray, min, max } = toGrayOnWhite(data, width * height, channels);
   if (max - min < MIN_CONTRAST) throw blank(min, max);
 
   // The background is what the border mostly is; it is light when it sits nearer the
@@ -78,14 +77,16 @@ export function preprocessPixels(
     return { input: standardise(gray), pixels: gray, inverted, bbox: null, width, height, format };
   }
 
-  const ink = inkLevels(gray, inverted, background, peak);
-  const bbox = inkBox(ink, width, height);
+  // Ink levels are a function of the gray level alone, so the box is found on the gray image
+  // through a table, and only the pixels inside it are turned into ink.
+  const lut = inkLevels(inverted, background, peak);
+  const bbox = inkBox(gray, lut, width, height);
   if (bbox === null) throw blank(min, max);
 
   const longest = Math.max(bbox.width, bbox.height);
   const outW = Math.max(1, Math.round((bbox.width * BOX) / longest));
   const outH = Math.max(1, Math.round((bbox.height * BOX) / longest));
-  const small = resample(ink, width, bbox, outW, outH);
+  const small = resample(inkCrop(gray, lut, width, bbox), bbox.width, bbox.height, outW, outH);
   const pixels = centreByMass(small, outW, outH);
   return { input: standardise(pixels), pixels, inverted, bbox, width, height, format };
 }
@@ -100,30 +101,31 @@ function blank(min: number, max: number): ImageError {
 }
 
 /**
- * Gray levels with alpha composited on white, rounded to bytes. Luma uses ITU-R 601-2 in
+ * Gray levels with alpha composited on white, rounded to bytes, and their range (one pass:
+ * this and the box search are the only loops over every pixel). Luma uses ITU-R 601-2 in
  * PIL's fixed point, so an image with R = G = B keeps its values exactly.
  */
-function toGrayOnWhite(data: Uint8Array | Uint8ClampedArray, n: number, channels: Channels): Uint8Array {
-  const out = new Uint8Array(n);
-  switch (channels) {
-    case 1:
-      out.set(data);
-      break;
-    case 2:
-      for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = onWhite(data[j] ?? 0, data[j + 1] ?? 0);
-      break;
-    case 3:
-      for (let i = 0, j = 0; i < n; i++, j += 3) out[i] = luma(data[j] ?? 0, data[j + 1] ?? 0, data[j + 2] ?? 0);
-      break;
-    case 4:
-      for (let i = 0, j = 0; i < n; i++, j += 4) {
+function toGrayOnWhite(data: Uint8Array | Uint8ClampedArray, n: number, channels: Channels): { gray: Uint8Array; min: number; max: number } {
+  const gray = new Uint8Array(n);
+  let min = 255;
+  let max = 0;
+  // Indexed loops: for-of over a typed array costs several times more here.
+  for (let i = 0, j = 0; i < n; i++, j += channels) {
+    let v: number;
+    if (channels === 1) v = data[j] ?? 0;
+    else if (channels === 2) v = onWhite(data[j] ?? 0, data[j + 1] ?? 0);
+    else {
+      v = luma(data[j] ?? 0, data[j + 1] ?? 0, data[j + 2] ?? 0);
+      if (channels === 4) {
         const a = data[j + 3] ?? 0;
-        const l = luma(data[j] ?? 0, data[j + 1] ?? 0, data[j + 2] ?? 0);
-        out[i] = a === 255 ? l : onWhite(l, a);
+        if (a !== 255) v = onWhite(v, a);
       }
-      break;
+    }
+    gray[i] = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
   }
-  return out;
+  return { gray, min, max };
 }
 
 function luma(r: number, g: number, b: number): number {
@@ -132,18 +134,6 @@ function luma(r: number, g: number, b: number): number {
 
 function onWhite(v: number, a: number): number {
   return ((v * a + 255 * (255 - a) + 127) / 255) | 0;
-}
-
-function range(gray: Uint8Array): { min: number; max: number } {
-  let min = 255;
-  let max = 0;
-  // An indexed loop: for-of over a typed array costs several times more here.
-  for (let i = 0; i < gray.length; i++) {
-    const v = gray[i] ?? 0;
-    if (v < min) min = v;
-    if (v > max) max = v;
-  }
-  return { min, max };
 }
 
 function borderHistogram(gray: Uint8Array, width: number, height: number): Uint32Array {
@@ -175,10 +165,11 @@ function median(hist: Uint32Array): number {
 }
 
 /**
- * Ink as light-on-black levels: inverted if needed, the background level subtracted, the
- * contrast stretched so the strongest ink is 255, and anything under NOISE_LEVEL zeroed.
+ * Ink as light-on-black levels, by gray level: inverted if needed, the background level
+ * subtracted, the contrast stretched so the strongest ink is 255, and anything under
+ * NOISE_LEVEL zeroed.
  */
-function inkLevels(gray: Uint8Array, inverted: boolean, background: number, peak: number): Uint8Array {
+function inkLevels(inverted: boolean, background: number, peak: number): Uint8Array {
   const lut = new Uint8Array(256);
   const gain = 255 / (peak - background);
   for (let v = 0; v < 256; v++) {
@@ -186,33 +177,40 @@ function inkLevels(gray: Uint8Array, inverted: boolean, background: number, peak
     const s = Math.min(255, Math.round(level * gain));
     lut[v] = s < NOISE_LEVEL ? 0 : s;
   }
-  const out = new Uint8Array(gray.length);
-  for (let i = 0; i < gray.length; i++) out[i] = lut[gray[i] ?? 0] ?? 0;
-  return out;
+  return lut;
 }
 
-function inkBox(ink: Uint8Array, width: number, height: number): BBox | null {
+/** The bounding box of the pixels with ink, or null when there are none. */
+function inkBox(gray: Uint8Array, lut: Uint8Array, width: number, height: number): BBox | null {
   let x0 = width;
   let y0 = height;
   let x1 = -1;
   let y1 = -1;
   for (let y = 0; y < height; y++) {
     const row = y * width;
-    let first = -1;
-    let last = -1;
-    for (let x = 0; x < width; x++) {
-      if (ink[row + x] !== 0) {
-        if (first < 0) first = x;
-        last = x;
-      }
-    }
-    if (first < 0) continue;
+    let first = 0;
+    while (first < width && lut[gray[row + first] ?? 0] === 0) first++;
+    if (first === width) continue;
+    // A row with ink is scanned from both ends; the middle cannot widen the box.
+    let last = width - 1;
+    while (lut[gray[row + last] ?? 0] === 0) last--;
     if (y0 === height) y0 = y;
     y1 = y;
     if (first < x0) x0 = first;
     if (last > x1) x1 = last;
   }
   return x1 < 0 ? null : { x: x0, y: y0, width: x1 - x0 + 1, height: y1 - y0 + 1 };
+}
+
+/** The ink levels of the pixels inside `box`, row-major. */
+function inkCrop(gray: Uint8Array, lut: Uint8Array, width: number, box: BBox): Uint8Array {
+  const out = new Uint8Array(box.width * box.height);
+  for (let y = 0; y < box.height; y++) {
+    const row = (box.y + y) * width + box.x;
+    const o = y * box.width;
+    for (let x = 0; x < box.width; x++) out[o + x] = lut[gray[row + x] ?? 0] ?? 0;
+  }
+  return out;
 }
 
 interface Taps {
@@ -253,14 +251,13 @@ function taps(inSize: number, outSize: number): Taps {
   return { start, count, weights, span };
 }
 
-/** Separable resampling of the `box` region of `src` to outW x outH floats. */
-function resample(src: Uint8Array, width: number, box: BBox, outW: number, outH: number): Float32Array {
-  const tx = taps(box.width, outW);
-  const ty = taps(box.height, outH);
-  // Horizontal pass over the rows of the box only.
-  const mid = new Float32Array(box.height * outW);
-  for (let y = 0; y < box.height; y++) {
-    const row = (box.y + y) * width + box.x;
+/** Separable resampling of a width x height image to outW x outH floats. */
+function resample(src: Uint8Array, width: number, height: number, outW: number, outH: number): Float32Array {
+  const tx = taps(width, outW);
+  const ty = taps(height, outH);
+  const mid = new Float32Array(height * outW);
+  for (let y = 0; y < height; y++) {
+    const row = y * width;
     for (let o = 0; o < outW; o++) {
       const base = o * tx.span;
       const s = row + (tx.start[o] ?? 0);

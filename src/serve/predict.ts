@@ -165,7 +165,7 @@ async function classify(ctx: ServeContext, model: ServedModel, prepared: Prepare
     model: model.name,
     ...(model.ensemble !== undefined && { vote: model.ensemble.vote, votes }),
     preprocessing,
-    ...(withImage && { image: encodePng(pixels, 28, 28).toString('base64') }),
+    ...(withImage && { image: encodePng(pixels, 28, 28, { compress: false }).toString('base64') }),
     timeMs: performance.now() - started,
     timings: { preprocessMs, inferenceMs },
   };

@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
@@ -281,6 +282,19 @@ describe('encodePng', () => {
     const wide = Uint8Array.from({ length: 7 * 3 }, (_, i) => i * 12);
     expect(Buffer.from(await sharp(encodePng(wide, 7, 3)).extractChannel(0).raw().toBuffer()).equals(Buffer.from(wide))).toBe(true);
     expect(() => encodePng(pixels, 27, 28)).toThrow(/need 756 bytes/);
+  });
+
+  it('stores the pixels uncompressed on request, in a PNG that sharp and pngjs decode back to the same pixels', async () => {
+    for (const [w, h] of [[28, 28], [1, 1], [7, 3], [254, 256]] as const) {
+      const pixels = Uint8Array.from({ length: w * h }, (_, i) => (i * 37 + (i >> 7)) % 256);
+      const stored = encodePng(pixels, w, h, { compress: false });
+      // Signature, IHDR, IDAT (zlib header + one stored block + Adler-32), IEND: the pixels are there as they are.
+      expect(stored.length).toBe(8 + 25 + 12 + 2 + 5 + (w + 1) * h + 4 + 12);
+      expect(Buffer.from(await sharp(stored).extractChannel(0).raw().toBuffer()).equals(Buffer.from(pixels))).toBe(true);
+      const png = PNG.sync.read(stored); // checks every chunk's CRC, and zlib the Adler-32
+      expect(Buffer.from(png.data.filter((_, i) => i % 4 === 0)).equals(Buffer.from(pixels))).toBe(true);
+    }
+    expect(() => encodePng(new Uint8Array(256 * 256), 256, 256, { compress: false })).toThrow(/at most 65,535 bytes/);
   });
 });
 
