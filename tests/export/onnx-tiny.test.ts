@@ -1,0 +1,74 @@
+// The tiny models (issue 15) through the ONNX exporter like the reference models: trained
+// briefly (two epochs of 2,048 images) so that their batch norms hold real statistics,
+// exported folded, unfolded and with the preprocessing baked in, checked by python3-onnx, and
+// run by onnxruntime-web against torchlet on all 10,000 MNIST test images (they are small
+// enough to do it in `npm test`).
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
+import { Dataset } from '../../src/dataset.js';
+import { loadMnist, Model, toOnnx, train, type OnnxExportOptions } from '../../src/index.js';
+import { tinyModels } from '../../src/models.js';
+import { LOGPROB_TOLERANCE, agreement, checkOnnx, hasPythonOnnx } from '../helpers/onnx.js';
+import { missing } from '../helpers/requires.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'torchlet-onnx-tiny-'));
+let test: RawSplit;
+let testSet: Dataset;
+const skipChecker = missing(hasPythonOnnx, '/usr/bin/python3 with onnx (python3-onnx)');
+
+beforeAll(async () => {
+  test = (await loadRawDataset({})).test;
+  testSet = Dataset.fromRaw(test);
+});
+
+afterAll(() => {
+  testSet.dispose();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const VARIANTS: [string, OnnxExportOptions][] = [
+  ['folded', {}],
+  ['unfolded', { foldBatchNorm: false }],
+  ['preprocessing', { includePreprocessing: true }],
+];
+
+describe.each(Object.keys(tinyModels) as (keyof typeof tinyModels)[])('%s', (name) => {
+  it('exports, passes the checker, and runs in onnxruntime-web like torchlet on all 10,000 test images', async () => {
+    const spec = tinyModels[name];
+    const model = new Model(spec, { seed: 1 });
+    const data = await loadMnist({ trainLimit: 2048, testLimit: 256 });
+    try {
+      await train(model, data, { epochs: 2, maxLr: 0.05, seed: 1, skipTrainEval: true });
+      const reference = await model.evaluate(testSet, { logProbs: true });
+      expect(reference.count).toBe(10_000);
+      // Agreement means something only if the model tells digits apart.
+      expect(new Set(reference.predictions).size).toBe(10);
+      const files: string[] = [];
+      for (const [variant, options] of VARIANTS) {
+        const bytes = toOnnx(spec, model.stateTensors(), options);
+        const file = join(dir, `${name}-${variant}.onnx`);
+        writeFileSync(file, bytes);
+        files.push(file);
+        const r = await agreement(bytes, spec, test.images, { logProbs: reference.logProbs!, predictions: reference.predictions }, { count: test.count, pixels: variant === 'preprocessing' });
+        console.log(`${name} ${variant}: max |log-prob delta| ${r.maxDelta.toExponential(2)} over ${r.count} images (accuracy after two short epochs ${(reference.accuracy * 100).toFixed(2)}%)`);
+        expect(r.count).toBe(10_000);
+        expect(r.maxDelta).toBeLessThan(LOGPROB_TOLERANCE);
+        expect(r.samePredictions).toBe(true);
+      }
+      if (!skipChecker) {
+        for (const r of checkOnnx(files)) {
+          expect(r.error).toBeUndefined();
+          expect(r.ok).toBe(true);
+          expect(Object.values(r.outputs!)).toEqual([['batch', 10]]);
+        }
+      }
+    } finally {
+      data.train.dispose();
+      data.test.dispose();
+      model.dispose();
+    }
+  });
+});
