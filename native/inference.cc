@@ -39,8 +39,8 @@ InferenceStep FuseConv(InferencePlan& plan, const std::vector<torch::nn::AnyModu
   at::Tensor w = conv->weight.detach().to(at::kFloat);
   at::Tensor b = conv->bias.defined() ? conv->bias.detach().to(at::kFloat) : at::zeros({w.size(0)}, w.options());
   ++i;
-  if (i < layers.size() && specs[i]->type == "batchnorm2d") {
-    auto* bn = layers[i].ptr()->as<torch::nn::BatchNorm2dImpl>();
+  auto* bn = i < layers.size() && specs[i]->type == "batchnorm2d" ? layers[i].ptr()->as<torch::nn::BatchNorm2dImpl>() : nullptr;
+  if (bn != nullptr && bn->running_mean.defined() && bn->running_var.defined()) {
     for (const auto& t : {bn->weight, bn->bias, bn->running_mean, bn->running_var}) Track(plan, t);
     // Eval-mode batch norm is y = (x - mean) / sqrt(var + eps) * gamma + beta: a per-channel
     // scale and shift, folded into the conv's weight and bias as the ONNX export does.
@@ -50,12 +50,14 @@ InferenceStep FuseConv(InferencePlan& plan, const std::vector<torch::nn::AnyModu
     b = (b - bn->running_mean.detach()) * scale;
     if (bn->bias.defined()) b = b + bn->bias.detach();
     ++i;
+    bn = nullptr;
   }
-  if (i < layers.size() && specs[i]->type == "relu") {
+  // A batch norm left unfolded (no running statistics) runs as a layer, and the ReLU after it too.
+  if (bn == nullptr && i < layers.size() && specs[i]->type == "relu") {
     step.relu = true;
     ++i;
   }
-  while (i < layers.size() && (specs[i]->type == "dropout" || specs[i]->type == "dropout2d")) ++i;
+  while (bn == nullptr && i < layers.size() && (specs[i]->type == "dropout" || specs[i]->type == "dropout2d")) ++i;
   step.weight = w.contiguous();
   step.bias = b.contiguous();
   if (PrepackOp() && RunOp()) {

@@ -395,7 +395,11 @@ at::Tensor SequentialImpl::Infer(at::Tensor x) {
   {
     std::lock_guard<std::mutex> lock(plan_mutex_);
     if (!planned_ || (plan_ && !plan_->Current())) {
-      plan_ = MakeInferencePlan(layers_, specs_);
+      try {
+        plan_ = MakeInferencePlan(layers_, specs_);
+      } catch (const c10::Error&) {
+        plan_ = nullptr;  // the layers as they are: slower, never wrong
+      }
       planned_ = true;
     }
     plan = plan_;

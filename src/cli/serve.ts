@@ -53,7 +53,7 @@ export function registerServe(program: Command): void {
     .option('--weights <file>', 'serve these weights for the default model instead of the released ones')
     .option('--ensemble <file>', "also serve an ensemble described in YAML or JSON (as `torchlet ensemble --ensemble` takes), under its name; repeatable; --model may name it", (v: string, acc: string[] = []) => [...acc, v])
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'cpu')
-    .option('--threads <n>', 'intra-op threads for large batches (default: one per core)', positiveInt('--threads'))
+    .option('--threads <n>', 'intra-op threads for passes over 64 images (default: one per core); smaller passes run on one thread', positiveInt('--threads'))
     .option('--max-batch <n>', 'most images in one forward pass (1 turns dynamic batching off)', positiveInt('--max-batch'), DEFAULT_BATCHING.maxBatch)
     .option('--max-delay-ms <ms>', 'longest a partial batch waits for more images while the model is busy', nonNegativeNumber('--max-delay-ms'), DEFAULT_BATCHING.maxDelayMs)
     .option('--max-queue <n>', 'images that may wait; more are answered 503', positiveInt('--max-queue'), DEFAULT_BATCHING.maxQueue)
