@@ -27,7 +27,11 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torchlet_models import MODELS, normalise  # noqa: E402
+from tiny_models import MODELS as TINY  # noqa: E402
+from torchlet_models import MODELS as REFERENCE, normalise  # noqa: E402
+
+# The reference models and the tiny family (weights/tiny8k.pt).
+MODELS = {**REFERENCE, **TINY}
 
 # IDX type codes (http://yann.lecun.com/exdb/mnist/): only unsigned bytes occur in MNIST.
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
