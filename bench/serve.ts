@@ -32,7 +32,7 @@ export interface ServeBenchOptions {
 }
 
 /** One measured point: autocannon's run against one server. */
-interface Point {
+export interface Point {
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
@@ -42,7 +42,7 @@ interface Point {
   meanBatch?: number;
 }
 
-interface Server {
+export interface Server {
   label: string;
   url: string;
   proc: ChildProcess;
@@ -67,7 +67,7 @@ async function waitHealthy(url: string, proc: ChildProcess, label: string, stder
   throw new Error(`${label} did not answer ${url}/healthz within 120 s:\n${stderr()}`);
 }
 
-async function startServer(label: string, kind: Server['kind'], command: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Server> {
+export async function startServer(label: string, kind: Server['kind'], command: string, args: string[], port: number, env: NodeJS.ProcessEnv = {}): Promise<Server> {
   const proc = spawn(command, args, { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
   let tail = '';
   proc.stderr?.on('data', (d: Buffer) => (tail = (tail + d.toString()).slice(-4000)));
@@ -76,7 +76,7 @@ async function startServer(label: string, kind: Server['kind'], command: string,
   return { label, url, proc, kind };
 }
 
-async function stop(server: Server): Promise<void> {
+export async function stop(server: Server): Promise<void> {
   if (server.proc.exitCode !== null) return;
   const exited = new Promise((r) => server.proc.once('exit', r));
   server.proc.kill('SIGTERM');
@@ -90,7 +90,7 @@ async function batchStats(url: string): Promise<{ sum: number; count: number }> 
   return { sum: read('sum'), count: read('count') };
 }
 
-async function load(server: Server, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<Point> {
+export async function load(server: Server, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<Point> {
   const before = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
   const latencies: number[] = [];
   let errors = 0;
@@ -149,16 +149,26 @@ function medianPoint(points: Point[]): Point {
   };
 }
 
-export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: Row[]; markdown: string }> {
-  const cores = availableParallelism();
+/** The two uploads: a 28x28 MNIST PNG and a 280x280 dark-on-light PNG of the same digit, as multipart bodies. */
+export async function benchImages(): Promise<{ name: string; form: { body: Buffer; contentType: string } }[]> {
   const [digit] = await mnistDigits([0]);
   if (digit === undefined) throw new Error('no MNIST test image');
-  const images = [
+  return [
     { name: '28x28 MNIST PNG', form: multipart([{ name: 'file', filename: 'digit.png', type: 'image/png', data: mnistPng(digit) }]) },
     { name: '280x280 dark-on-light PNG', form: multipart([{ name: 'file', filename: 'photo.png', type: 'image/png', data: await darkOnLightPng(digit) }]) },
   ];
+}
+
+/** `torchlet serve` of the checkout at `root` (its sources through tsx, its native build), as bench:serve runs it; add --port. */
+export function serveArgs(root: string): string[] {
+  return [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error', '--no-runs'];
+}
+
+export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: Row[]; markdown: string }> {
+  const cores = availableParallelism();
+  const images = await benchImages();
   const weights = join(ROOT, 'weights', 'super_light.pt');
-  const cli = [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error', '--no-runs'];
+  const cli = serveArgs(ROOT);
   const servers: Server[] = [];
   const cleanup = (): void => servers.forEach((s) => s.proc.exitCode === null && s.proc.kill('SIGKILL'));
   process.once('exit', cleanup);
