@@ -1,12 +1,20 @@
 // The release gates (also `npm run gate`): parameter budgets, the released weights'
-// accuracy on the full MNIST test set as recorded in the README, and a short real
-// training run.
+// accuracy on the full MNIST test set as recorded in the README (the reference models and
+// the released tiny models), and a short real training run.
 import { existsSync, readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countParams, DOCUMENTED_PARAMS, loadMnist, Model, models, train, type MnistData, type ModelName } from '../src/index.js';
+import { countParams, DOCUMENTED_PARAMS, loadMnist, Model, models, train, type MnistData, type ModelName, type ModelSpec } from '../src/index.js';
+import { tinyModels } from '../src/models.js';
 
 /** The lowest full-test-set accuracy each released model may have. */
 const THRESHOLDS: Record<ModelName, number> = { light: 0.9927, lightest: 0.994, super_light: 0.994 };
+
+/**
+ * The released tiny models (issue 15) and their exact parameter counts. Each file is the
+ * final epoch of the seed training-logs/tiny/DECISIONS.md declared before the runs; the
+ * issue's targets are not thresholds here (README: they are not reached).
+ */
+const RELEASED_TINY = { tiny8k: 7_766 } as const satisfies Partial<Record<keyof typeof tinyModels, number>>;
 
 /** Accuracy per released weights file, as the README's "Released weights" table records it. */
 function readmeFigures(): Map<string, number> {
@@ -18,6 +26,19 @@ function readmeFigures(): Map<string, number> {
 }
 
 let data: MnistData;
+
+/** weights/<name>.pt's accuracy on the full test set, asserted equal to the README's figure. */
+async function releasedAccuracy(spec: ModelSpec, name: string): Promise<number> {
+  const path = `weights/${name}.pt`;
+  expect(existsSync(path), `${path} is released`).toBe(true);
+  const model = Model.fromFile(spec, path);
+  const { accuracy, count } = await model.evaluate(data.test);
+  model.dispose();
+  expect(count).toBe(10_000);
+  expect(readmeFigures().get(name), `README figure for ${name}`).toBe(Number((100 * accuracy).toFixed(2)));
+  return accuracy;
+}
+
 beforeAll(async () => {
   data = await loadMnist();
 });
@@ -33,14 +54,15 @@ describe('gates', () => {
   });
 
   it.each(Object.keys(models) as ModelName[])('weights/%s.pt scores its threshold and the README figure on the full test set', async (name) => {
-    const path = `weights/${name}.pt`;
-    expect(existsSync(path), `${path} is released`).toBe(true);
-    const model = Model.fromFile(models[name], path);
-    const { accuracy, count } = await model.evaluate(data.test);
-    model.dispose();
-    expect(count).toBe(10_000);
-    expect(accuracy).toBeGreaterThanOrEqual(THRESHOLDS[name]);
-    expect(readmeFigures().get(name), `README figure for ${name}`).toBe(Number((100 * accuracy).toFixed(2)));
+    expect(await releasedAccuracy(models[name], name)).toBeGreaterThanOrEqual(THRESHOLDS[name]);
+  });
+
+  it.each(Object.entries(RELEASED_TINY))('%s has exactly %i parameters', (name, params) => {
+    expect(countParams(tinyModels[name as keyof typeof RELEASED_TINY])).toBe(params);
+  });
+
+  it.each(Object.keys(RELEASED_TINY) as (keyof typeof RELEASED_TINY)[])('weights/%s.pt scores the README figure on the full test set', async (name) => {
+    await releasedAccuracy(tinyModels[name], name);
   });
 
   it('one epoch of SuperLight on the full training set reaches at least 97%', async () => {
