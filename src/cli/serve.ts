@@ -4,13 +4,16 @@
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { FastifyPluginAsync } from 'fastify';
-import { models as released } from '../models.js';
+import type { ModelName as ReleasedName } from '../models.js';
 import { isModelName, models, type ModelName } from '../zoo/index.js';
 import { setThreads } from '../runtime.js';
 import { DEFAULT_BATCHING, DEFAULTS } from '../serve/defaults.js';
 import type { LocalWorker } from '../jobs/local-worker.js';
 import type { ModelRegistry, ServedModel } from '../serve/registry.js';
 import { InputError, asInput, message, nonNegativeInt, nonNegativeNumber, positiveInt, positiveNumber } from './common.js';
+
+/** The models with released weights, the README's default first. */
+const RELEASED: ReleasedName[] = ['super_light', 'lightest', 'light'];
 
 interface ServeFlags {
   host: string;
@@ -48,7 +51,7 @@ export function registerServe(program: Command): void {
     .description('serve the HTTP API (POST /predict), its docs (/docs) and the page to draw a digit on (/)')
     .option('--host <host>', 'interface to listen on; anything but loopback needs a token', DEFAULTS.host)
     .option('--port <port>', 'port (0: any free port)', nonNegativeInt('--port'), DEFAULTS.port)
-    .option('--models <names>', `models to serve, comma-separated: those with released weights (${Object.keys(released).join(', ')}), or any model of the zoo given --model and --weights`, Object.keys(released).join(','))
+    .option('--models <names>', `models to serve, comma-separated: those with released weights (${RELEASED.join(', ')}; the first is the default), or any model of the zoo given --model and --weights`, RELEASED.join(','))
     .option('--model <name>', 'the default model, for requests that name none (default: the first of --models)')
     .option('--weights <file>', 'serve these weights for the default model instead of the released ones')
     .option('--ensemble <file>', "also serve an ensemble described in YAML or JSON (as `torchlet ensemble --ensemble` takes), under its name; repeatable; --model may name it", (v: string, acc: string[] = []) => [...acc, v])

@@ -1,7 +1,8 @@
 // Any zoo model can be served from a weights file (`serve --model NAME --weights FILE`), by the
 // real server over HTTP, beside the released models: listed by GET /models, answering
 // /predict with the library's probabilities for the same pixels, and exported for the page's
-// in-browser mode. A zoo model without weights is refused with a clear error.
+// in-browser mode. A zoo model without weights is refused with a clear error. With no model
+// named, the three released models are served, super_light the default (as the README says).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,5 +64,19 @@ describe('serve --model ZOO_MODEL --weights FILE', () => {
     expectInputError(await cli(['serve', '--no-runs', '--models', 'resnet18']), /cannot load resnet18: resnet18 has no released weights; give a weights file for it/);
     expectInputError(await cli(['serve', '--no-runs', '--models', 'resnet19']), /--models: unknown model 'resnet19'/);
     expect(Object.keys(models)).not.toContain('resnet18');
+  });
+});
+
+describe('serve with no model named', () => {
+  it('serves the three released models, super_light the default', async () => {
+    const plain = await spawnServer(['--no-runs']);
+    try {
+      const listed = (await (await fetch(`${plain.url}/models`)).json()) as { default: string; models: { name: string }[] };
+      expect(listed.default).toBe('super_light');
+      expect(listed.models.map((m) => m.name).sort()).toEqual(['light', 'lightest', 'super_light']);
+    } finally {
+      plain.child.kill('SIGTERM');
+      await plain.result;
+    }
   });
 });
