@@ -36,9 +36,13 @@ export interface LoadOptions {
  */
 export function loadServedModel(name: ModelName, options: LoadOptions = {}): ServedModel {
   const t0 = performance.now();
-  const released = options.weights === undefined && isReleased(name) ? name : undefined;
-  if (options.weights === undefined && released === undefined) throw new Error(`${name} has no released weights; give a weights file for it`);
-  const path = options.weights ?? releasedWeightsPath(released as ReleasedName);
+  let released: ReleasedName | undefined;
+  let path = options.weights;
+  if (path === undefined) {
+    if (!isReleased(name)) throw new Error(`${name} has no released weights; give a weights file for it`);
+    released = name;
+    path = releasedWeightsPath(name);
+  }
   const spec = options.normalize !== undefined ? withNormalization(models[name], options.normalize) : models[name];
   const model = Model.fromFile(spec, path, options.device !== undefined ? { device: options.device } : {});
   const loadSeconds = (performance.now() - t0) / 1000;
