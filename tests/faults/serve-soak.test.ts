@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, it } from 'vitest';
-import { rssSlope } from '../helpers/soak.js';
+import { rssRise, rssSlope } from '../helpers/soak.js';
 import { darkOnLightPng, mnistDigits, mnistPng, multipart, serverRss, spawnServer } from '../serve/helpers.js';
 
 const REQUESTS = 20_000;
@@ -15,8 +15,12 @@ const CLIENTS = 8;
 const SAMPLE_EVERY = 1000;
 /** Least-squares growth over the second half, in MiB per 1,000 requests: a 1 KiB leak per request gives 1. */
 const SLOPE_MIB = 0.5;
-/** Peak-to-trough over the second half, in MiB. */
-const WOBBLE_MIB = 40;
+/**
+ * The largest rise over the second half, in MiB. Falls are not counted: the allocator gives
+ * pages back when it likes (measured: 27 MiB at once, late in a soak, which read as a steep
+ * negative slope and failed CI when the bound was on the slope's size).
+ */
+const RISE_MIB = 40;
 
 describe('serving soak', () => {
   it(`keeps RSS flat over ${REQUESTS.toLocaleString('en-US')} requests`, { timeout: 1_800_000 }, async () => {
@@ -57,18 +61,17 @@ describe('serving soak', () => {
       };
       await Promise.all(Array.from({ length: CLIENTS }, client));
       const seconds = (performance.now() - started) / 1000;
-      const settled = rss.slice(Math.floor(rss.length / 2));
-      const wobble = Math.max(...settled) - Math.min(...settled);
+      const rise = rssRise(rss);
       const slope = rssSlope(rss);
       console.log(
         `serve soak: ${REQUESTS} requests in ${seconds.toFixed(0)} s (${(REQUESTS / seconds).toFixed(0)}/s); RSS every ${SAMPLE_EVERY} (MiB): ` +
-          `${rss.map((x) => x.toFixed(0)).join(' ')}; second half: peak-to-trough ${wobble.toFixed(1)} MiB (bound ${WOBBLE_MIB}), ` +
+          `${rss.map((x) => x.toFixed(0)).join(' ')}; second half: largest rise ${rise.toFixed(1)} MiB (bound ${RISE_MIB}), ` +
           `slope ${slope.toFixed(3)} MiB per ${SAMPLE_EVERY} (bound ${SLOPE_MIB})`,
       );
       expect(wrong, wrong.slice(0, 10).join('\n')).toEqual([]);
       expect(rss).toHaveLength(REQUESTS / SAMPLE_EVERY);
-      expect(wobble).toBeLessThan(WOBBLE_MIB);
-      expect(Math.abs(slope)).toBeLessThan(SLOPE_MIB);
+      expect(rise, `RSS (MiB): ${rss.map((x) => x.toFixed(0)).join(' ')}`).toBeLessThan(RISE_MIB);
+      expect(slope, `RSS (MiB): ${rss.map((x) => x.toFixed(0)).join(' ')}`).toBeLessThan(SLOPE_MIB);
     } finally {
       child.kill('SIGTERM');
       const r = await result;
