@@ -1,6 +1,7 @@
 // `torchlet serve`: the HTTP API, its docs and the page, over the released weights (or
 // yours), with dynamic batching; and, over a run store, training over HTTP (POST /runs),
 // the dashboard, /predict?run=ID and a local worker process.
+import cluster from 'node:cluster';
 import { resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import type { FastifyPluginAsync } from 'fastify';
@@ -43,6 +44,7 @@ interface ServeFlags {
   worker: boolean;
   dataRoot?: string;
   lease: number;
+  processes: number;
 }
 
 export function registerServe(program: Command): void {
@@ -56,6 +58,7 @@ export function registerServe(program: Command): void {
     .option('--weights <file>', 'serve these weights for the default model instead of the released ones')
     .option('--ensemble <file>', "also serve an ensemble described in YAML or JSON (as `torchlet ensemble --ensemble` takes), under its name; repeatable; --model may name it", (v: string, acc: string[] = []) => [...acc, v])
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto'", 'cpu')
+    .option('--processes <n>', 'server processes sharing the port (node:cluster), each with its own event loop and copy of the models', positiveInt('--processes'), 1)
     .option('--threads <n>', 'intra-op threads for passes over 64 images (default: one per core); smaller passes run on one thread', positiveInt('--threads'))
     .option('--max-batch <n>', 'most images in one forward pass (1 turns dynamic batching off)', positiveInt('--max-batch'), DEFAULT_BATCHING.maxBatch)
     .option('--max-delay-ms <ms>', 'longest a partial batch waits for more images while the model is busy', nonNegativeNumber('--max-delay-ms'), DEFAULT_BATCHING.maxDelayMs)
@@ -77,7 +80,13 @@ export function registerServe(program: Command): void {
     .option('--lease <seconds>', "the local worker's lease: a run it stops renewing for this long is requeued", positiveNumber('--lease'), 30)
     .addOption(new Option('--log-level <level>', 'request log level').choices(['fatal', 'error', 'warn', 'info', 'debug']).default('warn'))
     .action(async (flags: ServeFlags) => {
-      await runServe(flags);
+      if (flags.processes > 1 && cluster.isPrimary) return runPrimary(flags);
+      // A cluster's server process that cannot start must let go of the primary's channel,
+      // or it would never exit.
+      return runServe(flags).catch((err: unknown) => {
+        cluster.worker?.disconnect();
+        throw err;
+      });
     });
 }
 
@@ -99,14 +108,27 @@ function parseModels(flags: ServeFlags, ensembles: string[]): { names: ModelName
   return { names: unique, main };
 }
 
+/** With --processes N: forks N copies of this command, which serve; this one only watches them. */
+async function runPrimary(flags: ServeFlags): Promise<void> {
+  const { runCluster } = await import('../serve/cluster.js');
+  const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
+  const url = await runCluster(flags.processes, log);
+  process.stdout.write(`torchlet serve: listening on ${url} (${flags.processes} processes)\n`);
+}
+
 async function runServe(flags: ServeFlags): Promise<void> {
   // The server's modules (Fastify and its plugins) load only for this command, so that the
   // others start as fast as before.
-  const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }] = await Promise.all([
+  const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }, { serveProcessIndex }] = await Promise.all([
     import('../serve/server.js'),
     import('../serve/models.js'),
     import('../serve/registry.js'),
+    import('../serve/cluster.js'),
   ]);
+  // In a cluster, each process counts its own clients' requests; the port's connections are
+  // dealt round-robin, so a client's share of each process's limit is about 1/N of its requests.
+  const rateLimit = Math.ceil(flags.rateLimit / flags.processes);
+  const first = serveProcessIndex() === 0;
   const token = flags.token ?? (process.env.TORCHLET_TOKEN || undefined);
   if (flags.threads !== undefined) setThreads(flags.threads);
   const registry = new ModelRegistry({
@@ -142,7 +164,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       maxFiles: flags.maxFiles,
       maxPixels: flags.maxPixels,
       requestTimeoutMs: flags.requestTimeoutMs,
-      rateLimit: flags.rateLimit === 0 ? false : { max: flags.rateLimit, windowMs: flags.rateWindowMs },
+      rateLimit: rateLimit === 0 ? false : { max: rateLimit, windowMs: flags.rateWindowMs },
       web: flags.web,
       logger: { level: flags.logLevel },
       plugins: runs ? [runs.plugin] : [],
@@ -152,10 +174,12 @@ async function runServe(flags: ServeFlags): Promise<void> {
       throw new InputError(message(err));
     });
     const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
-    if (runs && flags.worker) runs.startWorker(log);
+    if (runs && flags.worker && first) runs.startWorker(log);
     drainOnSignals(app, registry, log);
+    if (!first) return;
     process.stdout.write(
-      `torchlet serve: listening on ${url}\n` +
+      // In a cluster the primary says 'listening' once every process is.
+      `torchlet serve: ${flags.processes > 1 ? `process 0 of ${flags.processes} ready on` : 'listening on'} ${url}\n` +
         `  page ${url}/   API docs ${url}/docs   OpenAPI ${url}/openapi.json   metrics ${url}/metrics\n` +
         `  models: ${registry.list().map((m) => `${m.name}${m.name === registry.default ? ' (default)' : ''}`).join(', ')}; ` +
         `batching: up to ${flags.maxBatch} images, ${flags.maxDelayMs} ms, queue ${flags.maxQueue}` +

@@ -2,6 +2,7 @@
 // tests, do not share counters): HTTP requests and latency, batch sizes, inference time,
 // queue depth, passes in flight, model load times, and the process's own figures (RSS).
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { clusterMetrics, joinClusterMetrics } from './cluster.js';
 import type { ModelRegistry } from './registry.js';
 
 export class ServerMetrics {
@@ -50,15 +51,19 @@ export class ServerMetrics {
     help: 'Time taken to load each model when the server started',
     labelNames: ['model'] as const,
     registers: [this.registry],
+    aggregator: 'max',
   });
   readonly modelsLoaded: Gauge;
 
   constructor(models: ModelRegistry) {
     collectDefaultMetrics({ register: this.registry, prefix: 'torchlet_' });
+    joinClusterMetrics(this.registry);
     this.modelsLoaded = new Gauge({
       name: 'torchlet_models_loaded',
       help: 'Models this server answers with',
       registers: [this.registry],
+      // Every process of a cluster loads the same models.
+      aggregator: 'max',
       collect() {
         this.set(models.list().length);
         for (const m of models.list()) if (m.loadSeconds !== undefined) modelLoad.set({ model: m.name }, m.loadSeconds);
@@ -75,5 +80,10 @@ export class ServerMetrics {
         this.inFlight.set({ model }, inFlight);
       },
     });
+  }
+
+  /** The metrics in Prometheus text format: with --processes, all processes' together. */
+  text(): Promise<string> {
+    return clusterMetrics() ?? this.registry.metrics();
   }
 }

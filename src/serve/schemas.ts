@@ -159,8 +159,9 @@ export const healthResponse = {
     models: { type: 'integer' },
     uptimeSeconds: { type: 'number' },
     auth: { type: 'boolean', description: 'Whether POST requests need a bearer token' },
+    process: { type: 'integer', description: 'Which server process answered: 0 to N-1 with --processes N, else 0' },
   },
-  required: ['status', 'models', 'uptimeSeconds', 'auth'],
+  required: ['status', 'models', 'uptimeSeconds', 'auth', 'process'],
 } as const;
 
 /** The bodies /predict takes besides JSON, for the OpenAPI document (Fastify validates JSON only; the route checks these). */

@@ -11,6 +11,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyPluginAsy
 import { DEFAULTS } from './defaults.js';
 import { ApiError, errorSchema, type ErrorBody } from './errors.js';
 import { inBrowserAssets, onnxRoute } from './inbrowser.js';
+import { serveProcessIndex } from './cluster.js';
 import { ServerMetrics } from './metrics.js';
 import { predictRoutes, predictSchemas } from './predict.js';
 import type { ModelRegistry } from './registry.js';
@@ -265,7 +266,13 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
   app.get(
     '/healthz',
     { schema: { summary: 'Liveness: 200 while the server takes requests (503 while it drains)', tags: ['server'], response: { 200: healthResponse } } },
-    async () => ({ status: 'ok' as const, models: registry.list().length, uptimeSeconds: (Date.now() - ctx.startedAt) / 1000, auth: options.token !== undefined }),
+    async () => ({
+      status: 'ok' as const,
+      models: registry.list().length,
+      uptimeSeconds: (Date.now() - ctx.startedAt) / 1000,
+      auth: options.token !== undefined,
+      process: serveProcessIndex(),
+    }),
   );
   app.get(
     '/metrics',
@@ -278,7 +285,9 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
     },
     async (_req, reply) => {
       void reply.type(ctx.metrics.registry.contentType);
-      return ctx.metrics.registry.metrics();
+      return ctx.metrics.text().catch((err: unknown) => {
+        throw new ApiError(503, 'unavailable', err instanceof Error ? err.message : String(err));
+      });
     },
   );
   if (options.web) {
