@@ -2,8 +2,9 @@
 // uvicorn + Debian's PyTorch (bench/serve_peer.py) serving the same SuperLight weights with
 // the same preprocessing in PIL/numpy. Both are loaded with autocannon from this process,
 // POST /predict with a multipart upload of a 28x28 MNIST PNG and of a 280x280 dark-on-light
-// PNG, at concurrency 1, 16 and 64. torchlet runs with dynamic batching on and off; the peer
-// with 1 and 2 uvicorn workers, the better of the two being the comparison.
+// PNG, at concurrency 1, 16 and 64. torchlet runs with 1 and 2 server processes
+// (`--processes`), and with dynamic batching off; the peer with 1 and 2 uvicorn workers. At
+// each point the better of torchlet's two and the better of the peer's two are compared.
 //
 //   npm run bench:serve                 # full: 8 s per point, bench/results-serve.json, README table
 //   npm run bench:serve -- --quick      # smoke run: 1 s per point, bench/results-serve.quick.json
@@ -130,11 +131,16 @@ export async function load(server: Server, body: { body: Buffer; contentType: st
 interface Row {
   image: string;
   concurrency: number;
-  torchlet: Point;
+  torchlet: Record<string, Point>;
+  torchletBest: string;
   torchletNoBatching: Point;
   peer: Record<string, Point>;
   peerBest: string;
 }
+
+/** The label of the point with the most requests/s. */
+const best = (points: Record<string, Point>): string =>
+  Object.keys(points).reduce((a, b) => ((points[b]?.requestsPerSecond ?? 0) > (points[a]?.requestsPerSecond ?? 0) ? b : a));
 
 function medianPoint(points: Point[]): Point {
   const m = (f: (p: Point) => number): number => median(points.map(f));
@@ -174,8 +180,13 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
   process.once('exit', cleanup);
   try {
     log(`serving benchmark: ${opts.duration} s per point, ${opts.reps} rep(s); starting the servers`);
-    const torchlet = await startServer('torchlet', 'torchlet', process.execPath, [...cli, '--port', String(freePort(1))], freePort(1));
-    servers.push(torchlet);
+    const torchlets: Server[] = [];
+    for (const processes of [1, 2]) {
+      const port = freePort(10 + processes);
+      const server = await startServer(`torchlet, ${processes} process${processes > 1 ? 'es' : ''}`, 'torchlet', process.execPath, [...cli, '--processes', String(processes), '--port', String(port)], port);
+      torchlets.push(server);
+      servers.push(server);
+    }
     const unbatched = await startServer('torchlet, batching off', 'torchlet', process.execPath, [...cli, '--max-batch', '1', '--port', String(freePort(2))], freePort(2));
     servers.push(unbatched);
     const peers: Server[] = [];
@@ -210,16 +221,16 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
           }
         }
         const point = (label: string): Point => medianPoint(reps[label] ?? []);
+        const torchlet = Object.fromEntries(torchlets.map((t) => [t.label, point(t.label)]));
         const peer = Object.fromEntries(peers.map((p) => [p.label, point(p.label)]));
-        const peerBest = Object.keys(peer).reduce((a, b) => ((peer[b]?.requestsPerSecond ?? 0) > (peer[a]?.requestsPerSecond ?? 0) ? b : a));
-        rows.push({ image: img.name, concurrency: c, torchlet: point(torchlet.label), torchletNoBatching: point(unbatched.label), peer, peerBest });
+        rows.push({ image: img.name, concurrency: c, torchlet, torchletBest: best(torchlet), torchletNoBatching: point(unbatched.label), peer, peerBest: best(peer) });
       }
     }
 
     const markdown = serveMarkdown(rows, opts, cores);
     console.log(`\n${markdown}\n`);
     const results = {
-      schema: 1,
+      schema: 2,
       mode: opts.quick ? 'quick' : 'full',
       date: new Date().toISOString(),
       machine: { cpu: cpuInfo().model, cores, node: process.version, loadavgEnd: loadavg() },
@@ -243,17 +254,18 @@ function serveMarkdown(rows: Row[], opts: ServeBenchOptions, cores: number): str
   const lines = [
     `_Measured by \`npm run bench:serve\` on ${new Date().toISOString().slice(0, 10)}: ${cpuInfo().model}, ${cores} cores (${threadsText(cores)}), ` +
       `server and load generator on the same machine; ${opts.duration} s per point${opts.reps > 1 ? `, median of ${opts.reps} reps` : ''}. ` +
-      `POST /predict with a multipart upload; torchlet with dynamic batching (default settings) and with \`--max-batch 1\`; the peer is FastAPI ${''}+ uvicorn (uvloop, httptools) + PyTorch, ` +
+      `POST /predict with a multipart upload; torchlet with dynamic batching (default settings), the better of 1 and 2 server processes (\`--processes\`) at each point, ` +
+      `and with \`--max-batch 1\` (1 process); the peer is FastAPI + uvicorn (uvloop, httptools) + PyTorch, ` +
       `the better of 1 and 2 workers at each point. Ratios: torchlet ÷ peer._`,
     '',
-    '| image | concurrency | torchlet req/s | p50 / p99 ms | batching off: req/s, p50 / p99 ms | peer (best) req/s | p50 / p99 ms | req/s ratio | p50 ratio | p99 ratio | target |',
+    '| image | concurrency | torchlet (best) req/s | p50 / p99 ms | batching off: req/s, p50 / p99 ms | peer (best) req/s | p50 / p99 ms | req/s ratio | p50 ratio | p99 ratio | target |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ];
   for (const r of rows) {
-    const t = r.torchlet;
+    const t = r.torchlet[r.torchletBest];
     const n = r.torchletNoBatching;
     const p = r.peer[r.peerBest];
-    if (p === undefined) continue;
+    if (p === undefined || t === undefined) continue;
     let target = '';
     if (r.concurrency === 16) {
       const ok = t.requestsPerSecond >= 4 * p.requestsPerSecond && t.p99Ms <= 0.5 * p.p99Ms;
@@ -262,13 +274,13 @@ function serveMarkdown(rows: Row[], opts: ServeBenchOptions, cores: number): str
       target = `p50 ≤ 0.5x (${t.p50Ms <= 0.5 * p.p50Ms ? 'PASS' : 'MISS'})`;
     }
     lines.push(
-      `| ${r.image} | ${r.concurrency} | ${int(t.requestsPerSecond)}${t.meanBatch !== undefined ? `<br><sub>mean batch ${fixed(1)(t.meanBatch)}</sub>` : ''} | ${fixed(2)(t.p50Ms)} / ${fixed(2)(t.p99Ms)} | ` +
+      `| ${r.image} | ${r.concurrency} | ${int(t.requestsPerSecond)}<br><sub>${r.torchletBest.replace('torchlet, ', '')}${t.meanBatch !== undefined ? `, mean batch ${fixed(1)(t.meanBatch)}` : ''}</sub> | ${fixed(2)(t.p50Ms)} / ${fixed(2)(t.p99Ms)} | ` +
         `${int(n.requestsPerSecond)}, ${fixed(2)(n.p50Ms)} / ${fixed(2)(n.p99Ms)} | ${int(p.requestsPerSecond)}<br><sub>${r.peerBest}</sub> | ${fixed(2)(p.p50Ms)} / ${fixed(2)(p.p99Ms)} | ` +
         `${ratio(t.requestsPerSecond, p.requestsPerSecond)} | ${ratio(t.p50Ms, p.p50Ms)} | ${ratio(t.p99Ms, p.p99Ms)} | ${target} |`,
     );
   }
-  const errors = rows.reduce((a, r) => a + r.torchlet.errors + r.torchletNoBatching.errors + Object.values(r.peer).reduce((b, p) => b + p.errors, 0), 0);
-  lines.push('', `Non-200 answers or socket errors during the measured runs: ${errors}. Every point of both peers is in [bench/results-serve.json](bench/results-serve.json).`);
+  const errors = rows.reduce((a, r) => a + r.torchletNoBatching.errors + [...Object.values(r.torchlet), ...Object.values(r.peer)].reduce((b, p) => b + p.errors, 0), 0);
+  lines.push('', `Non-200 answers or socket errors during the measured runs: ${errors}. Every point of every server is in [bench/results-serve.json](bench/results-serve.json).`);
   return lines.join('\n');
 }
 
