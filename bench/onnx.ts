@@ -12,14 +12,13 @@
 // other skips.
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
 import * as ort from 'onnxruntime-web';
 import { loadRawDataset } from '../src/data/mnist.js';
 import { Model, setThreads, toOnnx, models as reference } from '../src/index.js';
 import { isModelName, models, type ModelName } from '../src/zoo/index.js';
 import { releasedWeightsPath } from '../src/weights.js';
-import { BENCH, alternate, cpuInfo, fixed, int, log, median, positiveInt, quantile, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, alternate, benchArgs, cpuInfo, fixed, int, log, median, positiveInt, quantile, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:onnx:start -->';
 const README_END = '<!-- bench:onnx:end -->';
@@ -52,25 +51,15 @@ export const ONNX_HELP = `npm run bench:onnx [-- options]
 `;
 
 export function parseOnnxOptions(argv: string[]): OnnxBenchOptions {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      threads: { type: 'string' },
-      reps: { type: 'string' },
-      models: { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
-      help: { type: 'boolean', default: false },
-    },
-  });
+  const { values, quick, out, readme } = benchArgs(
+    argv,
+    { threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, help: { type: 'boolean', default: false } },
+    'results-onnx',
+  );
   if (values.help) {
     process.stdout.write(ONNX_HELP);
     process.exit(0);
   }
-  const quick = values.quick;
   const names = (values.models ?? 'super_light,simple_conv_net').split(',').map((s) => s.trim());
   for (const n of names) if (!isModelName(n)) throw new RangeError(`--models: unknown model '${n}' (known: ${Object.keys(models).join(', ')})`);
   return {
@@ -80,8 +69,8 @@ export function parseOnnxOptions(argv: string[]): OnnxBenchOptions {
     latencyCount: quick ? 20 : 500,
     batches: quick ? 2 : 20,
     models: names as ModelName[],
-    out: resolve(values.out ?? join(BENCH, quick ? 'results-onnx.quick.json' : 'results-onnx.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
   };
 }
 

@@ -7,7 +7,7 @@ import { availableParallelism, cpus } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -77,12 +77,35 @@ export function positiveInt(name: string, value: string | undefined): number | u
   return n;
 }
 
+/** The options every benchmark takes. */
+const COMMON_OPTIONS = {
+  quick: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  readme: { type: 'string' },
+  'no-readme': { type: 'boolean', default: false },
+} as const;
+
+/**
+ * parseArgs (strict) over a benchmark's own options and the common ones; and where its
+ * results go: --out, else bench/RESULTS.json (bench/RESULTS.quick.json with --quick), and the
+ * README to update (--readme, else README.md; none with --quick or --no-readme).
+ */
+export function benchArgs<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, results: string) {
+  const { values } = parseArgs({ args: argv, strict: true, options: { ...COMMON_OPTIONS, ...options } });
+  // The generic result type does not resolve here; the common options' values are these.
+  const common = values as { quick: boolean; out?: string; readme?: string; 'no-readme': boolean };
+  return {
+    values,
+    quick: common.quick,
+    out: resolve(common.out ?? join(BENCH, `${results}${common.quick ? '.quick' : ''}.json`)),
+    readme: common.quick || common['no-readme'] ? undefined : resolve(common.readme ?? join(ROOT, 'README.md')),
+  };
+}
+
 export function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
+  const { values, quick, out, readme } = benchArgs(
+    argv,
+    {
       threads: { type: 'string' },
       'ref-threads': { type: 'string' },
       reps: { type: 'string' },
@@ -95,20 +118,17 @@ export function parseOptions(argv: string[]): Options {
       'full-run-epochs': { type: 'string' },
       'full-run-train-images': { type: 'string' },
       'full-run-test-images': { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
       python: { type: 'string' },
       'data-dir': { type: 'string' },
       'peak-gflops': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
-  });
+    'results',
+  );
   if (values.help) {
     process.stdout.write(HELP);
     process.exit(0);
   }
-  const quick = values.quick;
   const cores = availableParallelism();
   const reps = positiveInt('--reps', values.reps);
   const trainImages = Math.min(60_000, positiveInt('--train-images', values['train-images']) ?? (quick ? 2 * BATCH : 60_000));
@@ -134,8 +154,8 @@ export function parseOptions(argv: string[]): Options {
     fullRunEpochs: positiveInt('--full-run-epochs', values['full-run-epochs']) ?? 15,
     fullRunTrainImages: positiveInt('--full-run-train-images', values['full-run-train-images']),
     fullRunTestImages: positiveInt('--full-run-test-images', values['full-run-test-images']),
-    out: resolve(values.out ?? join(BENCH, quick ? 'results.quick.json' : 'results.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
     python: values.python ?? '/usr/bin/python3',
     dataDir: values['data-dir'],
     peakGflops: peak,

@@ -13,10 +13,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import autocannon from 'autocannon';
 import { darkOnLightPng, mnistDigits, mnistPng, multipart } from '../tests/serve/helpers.js';
-import { BENCH, cpuInfo, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:serve:start -->';
 const README_END = '<!-- bench:serve:end -->';
@@ -285,33 +284,20 @@ function serveMarkdown(rows: Row[], opts: ServeBenchOptions, cores: number): str
 }
 
 function parseServeOptions(argv: string[]): ServeBenchOptions {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      duration: { type: 'string' },
-      reps: { type: 'string' },
-      python: { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
-    },
-  });
+  const { values, quick, out, readme } = benchArgs(argv, { duration: { type: 'string' }, reps: { type: 'string' }, python: { type: 'string' } }, 'results-serve');
   const num = (name: string, v: string | undefined, fallback: number): number => {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!(n > 0)) throw new RangeError(`--${name} must be a positive number, got '${v}'`);
     return n;
   };
-  const quick = values.quick;
   return {
     quick,
     duration: num('duration', values.duration, quick ? 1 : 8),
     reps: Math.round(num('reps', values.reps, 1)),
     python: values.python ?? '/usr/bin/python3',
-    out: resolve(values.out ?? join(BENCH, quick ? 'results-serve.quick.json' : 'results-serve.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
   };
 }
 

@@ -21,14 +21,13 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
+import { join } from 'node:path';
 import { parse, stringify } from 'yaml';
 import { openStore } from '../src/store/index.js';
 import { SqlTuneStorage } from '../src/tune/sql-storage.js';
 import { loadStudy } from '../src/tune/study.js';
 import { freshDatabase, postgresAvailable, POSTGRES_PACKAGE } from '../tests/helpers/postgres.js';
-import { ROOT, updateReadme } from './runner.js';
+import { benchArgs, ROOT, updateReadme } from './runner.js';
 
 const START = '<!-- bench-tune-study:start -->';
 const END = '<!-- bench-tune-study:end -->';
@@ -60,19 +59,7 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      trials: { type: 'string' },
-      only: { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
-    },
-  });
-  const quick = values.quick;
+  const { values, quick, out, readme } = benchArgs(argv, { trials: { type: 'string' }, only: { type: 'string' } }, 'tune-study-results');
   const trials = values.trials === undefined ? (quick ? 4 : 24) : Number(values.trials);
   if (!Number.isInteger(trials) || trials <= 0) throw new RangeError(`--trials must be a positive integer, got '${values.trials}'`);
   const keys = values.only?.split(',') ?? SETUPS.map((s) => s.key);
@@ -85,8 +72,8 @@ function parseOptions(argv: string[]): Options {
     quick,
     trials,
     setups,
-    out: resolve(values.out ?? join(ROOT, 'bench', quick ? 'tune-study-results.quick.json' : 'tune-study-results.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
   };
 }
 

@@ -14,9 +14,10 @@ import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs, promisify } from 'node:util';
+import { promisify } from 'node:util';
 import { createStudy, NopPruner, RandomSampler, TPESampler, type Sampler } from '../src/tune/index.js';
 import { FUNCTIONS, type BenchFunction } from './tune-functions.js';
+import { benchArgs } from './runner.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const START = '<!-- bench-tune:start -->';
@@ -37,27 +38,17 @@ interface Options {
 }
 
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      seeds: { type: 'string' },
-      trials: { type: 'string' },
-      functions: { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
-      python: { type: 'string' },
-    },
-  });
+  const { values, quick, out, readme } = benchArgs(
+    argv,
+    { seeds: { type: 'string' }, trials: { type: 'string' }, functions: { type: 'string' }, python: { type: 'string' } },
+    'tune-results',
+  );
   const int = (name: string, v: string | undefined, fallback: number): number => {
     if (v === undefined) return fallback;
     const n = Number(v);
     if (!Number.isInteger(n) || n <= 0) throw new RangeError(`--${name} must be a positive integer, got '${v}'`);
     return n;
   };
-  const quick = values.quick;
   const trials = int('trials', values.trials, quick ? 30 : 100);
   const names = values.functions?.split(',') ?? FUNCTIONS.map((f) => f.name);
   const functions = names.map((n) => {
@@ -72,8 +63,8 @@ function parseOptions(argv: string[]): Options {
     checkpoints: [25, 50, 100].filter((c) => c <= trials).concat(trials < 25 || ![25, 50, 100].includes(trials) ? [trials] : []),
     functions,
     subset: values.functions !== undefined,
-    out: resolve(values.out ?? join(ROOT, 'bench', quick ? 'tune-results.quick.json' : 'tune-results.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
     python: values.python ?? '/usr/bin/python3',
   };
 }

@@ -12,9 +12,8 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { Dataset, Model, native, setThreads, zoo, type ZooName } from '../src/index.js';
-import { BENCH, cpuInfo, fixed, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, fixed, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
@@ -142,22 +141,9 @@ export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
 }
 
 export function parseZooOptions(argv: string[]): ZooBenchOptions {
-  const { values } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      quick: { type: 'boolean', default: false },
-      models: { type: 'string' },
-      threads: { type: 'string' },
-      python: { type: 'string' },
-      out: { type: 'string' },
-      readme: { type: 'string' },
-      'no-readme': { type: 'boolean', default: false },
-    },
-  });
+  const { values, quick, out, readme } = benchArgs(argv, { models: { type: 'string' }, threads: { type: 'string' }, python: { type: 'string' } }, 'zoo-results');
   const names = values.models?.split(',').map((s) => s.trim()) ?? MODELS;
   for (const n of names) if (!Object.hasOwn(zoo, n)) throw new RangeError(`--models: unknown zoo model '${n}' (known: ${Object.keys(zoo).join(', ')})`);
-  const quick = values.quick;
   return {
     quick,
     models: names as ZooName[],
@@ -166,8 +152,8 @@ export function parseZooOptions(argv: string[]): ZooBenchOptions {
     trainSteps: quick ? 3 : 12,
     evalImages: quick ? 512 : 2048,
     python: values.python ?? '/usr/bin/python3',
-    out: resolve(values.out ?? join(BENCH, quick ? 'zoo-results.quick.json' : 'zoo-results.json')),
-    readme: quick || values['no-readme'] ? undefined : resolve(values.readme ?? join(ROOT, 'README.md')),
+    out,
+    readme,
   };
 }
 
