@@ -58,13 +58,8 @@ export function confusionMatrixPng(matrix: number[][], title: string, classNames
   });
 }
 
-/** Loss and accuracy per epoch, side by side, one line per split. */
-export function trainingCurvesPng(records: EpochRecord[], title: string): Promise<Buffer> {
-  const values = records.flatMap((r) => [
-    { epoch: r.epoch, split: 'train', loss: r.trainLoss, accuracy: 100 * r.trainAccuracy },
-    { epoch: r.epoch, split: 'test', loss: r.testLoss, accuracy: 100 * r.testAccuracy },
-    ...(r.valAccuracy !== undefined ? [{ epoch: r.epoch, split: 'val', loss: r.valLoss, accuracy: 100 * r.valAccuracy }] : []),
-  ]);
+/** Two panels side by side, loss and accuracy per epoch, one coloured line per value of `color.field`. */
+function lossAndAccuracyPng(values: object[], title: string, color: { field: string; order: string[] }, [lossTitle, accuracyTitle]: [string, string]): Promise<Buffer> {
   const panel = (field: 'loss' | 'accuracy', label: string) =>
     ({
       width: 360,
@@ -74,7 +69,7 @@ export function trainingCurvesPng(records: EpochRecord[], title: string): Promis
       encoding: {
         x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
         y: { field, type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'split', type: 'nominal', sort: ['train', 'test', 'val'], title: null },
+        color: { field: color.field, type: 'nominal', sort: color.order, title: null },
       },
     }) as const;
   return renderPng({
@@ -82,8 +77,18 @@ export function trainingCurvesPng(records: EpochRecord[], title: string): Promis
     title,
     config: CONFIG,
     data: { values },
-    hconcat: [panel('loss', 'loss'), panel('accuracy', 'accuracy (%)')],
+    hconcat: [panel('loss', lossTitle), panel('accuracy', accuracyTitle)],
   });
+}
+
+/** Loss and accuracy per epoch, side by side, one line per split. */
+export function trainingCurvesPng(records: EpochRecord[], title: string): Promise<Buffer> {
+  const values = records.flatMap((r) => [
+    { epoch: r.epoch, split: 'train', loss: r.trainLoss, accuracy: 100 * r.trainAccuracy },
+    { epoch: r.epoch, split: 'test', loss: r.testLoss, accuracy: 100 * r.testAccuracy },
+    ...(r.valAccuracy !== undefined ? [{ epoch: r.epoch, split: 'val', loss: r.valLoss, accuracy: 100 * r.valAccuracy }] : []),
+  ]);
+  return lossAndAccuracyPng(values, title, { field: 'split', order: ['train', 'test', 'val'] }, ['loss', 'accuracy (%)']);
 }
 
 /** Precision, recall and F1 for each class, grouped by class. */
@@ -141,23 +146,5 @@ export function overallMetricsPng(rows: { name: string; accuracy: number; precis
 /** Test accuracy and loss per epoch of several runs, overlaid, one colour per run. */
 export function compareCurvesPng(runs: { label: string; records: EpochRecord[] }[], title: string): Promise<Buffer> {
   const values = runs.flatMap((run) => run.records.map((r) => ({ run: run.label, epoch: r.epoch, loss: r.testLoss, accuracy: 100 * r.testAccuracy })));
-  const panel = (field: 'loss' | 'accuracy', label: string) =>
-    ({
-      width: 360,
-      height: 260,
-      title: label,
-      mark: { type: 'line', point: true },
-      encoding: {
-        x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1, format: 'd' } },
-        y: { field, type: 'quantitative', title: null, scale: { zero: false } },
-        color: { field: 'run', type: 'nominal', sort: runs.map((r) => r.label), title: null },
-      },
-    }) as const;
-  return renderPng({
-    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
-    title,
-    config: CONFIG,
-    data: { values },
-    hconcat: [panel('loss', 'test loss'), panel('accuracy', 'test accuracy (%)')],
-  });
+  return lossAndAccuracyPng(values, title, { field: 'run', order: runs.map((r) => r.label) }, ['test loss', 'test accuracy (%)']);
 }
