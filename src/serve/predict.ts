@@ -4,7 +4,7 @@ import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { encodePng, ImageError, preprocessImage, type BBox, type ImageFormat } from '../image/index.js';
 import { ApiError } from './errors.js';
-import { IMAGE_PIXELS, readOutput, type ServedModel } from './registry.js';
+import { IMAGE_PIXELS, readOutput, type HeldModel } from './registry.js';
 import { batchBodies, batchResponse, imageBodies, pixelsBody, predictionSchema, predictQuery, type PixelsRequest } from './schemas.js';
 import { MEDIA_HINT, type ServeContext } from './server.js';
 
@@ -40,12 +40,12 @@ interface Query {
   image: boolean;
 }
 
-/** The model a request names: ?model=NAME, ?run=ID (a run's weights), or the default. */
-async function modelFor(ctx: ServeContext, query: Query): Promise<ServedModel> {
-  if (query.run === undefined) return ctx.registry.get(query.model);
+/** The model a request names: ?model=NAME, ?run=ID (a run's weights), or the default; held until the request releases it. */
+async function modelFor(ctx: ServeContext, query: Query): Promise<HeldModel> {
+  if (query.run === undefined) return ctx.registry.hold(query.model);
   if (query.model !== undefined) throw new ApiError(400, 'bad_request', 'give model or run, not both');
   if (ctx.runModel === undefined) throw new ApiError(404, 'no_run_store', 'this server has no run store: start it with --store to serve the weights of runs');
-  return ctx.registry.get(await ctx.runModel(query.run));
+  return ctx.registry.hold(await ctx.runModel(query.run));
 }
 
 const IMAGE_STATUS: Record<ImageError['code'], [number, string]> = {
@@ -153,9 +153,9 @@ async function prepare(req: FastifyRequest, ctx: ServeContext): Promise<Prepared
   return prepareImage(rawBody(req), ctx.options.maxPixels);
 }
 
-async function classify(ctx: ServeContext, model: ServedModel, prepared: Prepared, withImage: boolean, started: number): Promise<Prediction> {
+async function classify({ model, batcher }: HeldModel, prepared: Prepared, withImage: boolean, started: number): Promise<Prediction> {
   const t0 = performance.now();
-  const { scores, digit, votes } = readOutput(model, await ctx.registry.batcher(model.name).submit(prepared.pixels));
+  const { scores, digit, votes } = readOutput(model, await batcher.submit(prepared.pixels));
   const inferenceMs = performance.now() - t0;
   const { pixels, preprocessMs, ...preprocessing } = prepared;
   return {
@@ -190,9 +190,12 @@ export function predictRoutes(app: FastifyInstance, ctx: ServeContext): void {
     },
     async (req) => {
       const started = performance.now();
-      const model = await modelFor(ctx, req.query);
-      const prepared = await prepare(req, ctx);
-      return classify(ctx, model, prepared, req.query.image, started);
+      const held = await modelFor(ctx, req.query);
+      try {
+        return await classify(held, await prepare(req, ctx), req.query.image, started);
+      } finally {
+        held.release();
+      }
     },
   );
 
@@ -210,16 +213,20 @@ export function predictRoutes(app: FastifyInstance, ctx: ServeContext): void {
     },
     async (req) => {
       const started = performance.now();
-      const model = await modelFor(ctx, req.query);
-      if (!req.isMultipart()) {
-        throw new ApiError(415, 'unsupported_media_type', "send the images as multipart/form-data, each in a field named 'file'");
+      const held = await modelFor(ctx, req.query);
+      try {
+        if (!req.isMultipart()) {
+          throw new ApiError(415, 'unsupported_media_type', "send the images as multipart/form-data, each in a field named 'file'");
+        }
+        const files = await readFiles(req, ctx, ctx.options.maxFiles);
+        const prepared = await Promise.all(
+          files.map(async (f, i) => ({ name: f.name, image: await prepareImage(f.bytes, ctx.options.maxPixels, `file ${i + 1} ('${f.name}')`) })),
+        );
+        const results = await Promise.all(prepared.map(async (p) => ({ ...(await classify(held, p.image, req.query.image, started)), filename: p.name })));
+        return { model: held.model.name, count: results.length, results, timeMs: performance.now() - started };
+      } finally {
+        held.release();
       }
-      const files = await readFiles(req, ctx, ctx.options.maxFiles);
-      const prepared = await Promise.all(
-        files.map(async (f, i) => ({ name: f.name, image: await prepareImage(f.bytes, ctx.options.maxPixels, `file ${i + 1} ('${f.name}')`) })),
-      );
-      const results = await Promise.all(prepared.map(async (p) => ({ ...(await classify(ctx, model, p.image, req.query.image, started)), filename: p.name })));
-      return { model: model.name, count: results.length, results, timeMs: performance.now() - started };
     },
   );
 }

@@ -65,6 +65,17 @@ export interface RegistryObserver {
 interface Entry {
   model: ServedModel;
   batcher: Batcher;
+  /** Requests holding the model (see hold()). */
+  users: number;
+  /** Set by remove() while it waits for the last user. */
+  unused?: () => void;
+}
+
+/** A model held by one request: remove() leaves it working until release(). */
+export interface HeldModel {
+  model: ServedModel;
+  batcher: Batcher;
+  release(): void;
 }
 
 export class ModelRegistry {
@@ -85,7 +96,7 @@ export class ModelRegistry {
       onBatch: (size, seconds) => this.observers.forEach((o) => o.onBatch?.(name, size, seconds)),
       onQueue: (depth, inFlight) => this.observers.forEach((o) => o.onQueue?.(name, depth, inFlight)),
     });
-    this.entries.set(name, { model, batcher });
+    this.entries.set(name, { model, batcher, users: 0 });
     if (options.default || this.defaultName === undefined) this.defaultName = name;
   }
 
@@ -95,6 +106,9 @@ export class ModelRegistry {
     if (!entry) return;
     this.entries.delete(name);
     if (this.defaultName === name) this.defaultName = this.entries.keys().next().value;
+    // A request that took the model before it was removed (say, before its image was
+    // decoded) still gets its answer from it.
+    if (entry.users > 0) await new Promise<void>((resolve) => (entry.unused = resolve));
     await entry.batcher.idle();
     entry.model.dispose?.();
   }
@@ -116,14 +130,20 @@ export class ModelRegistry {
     return this.entry(name).model;
   }
 
-  batcher(name?: string): Batcher {
-    return this.entry(name).batcher;
-  }
-
-  /** Probabilities (an ensemble's scores) for one image, through the model's batcher. */
-  async classify(name: string | undefined, pixels: Uint8Array): Promise<{ model: ServedModel; probabilities: Float32Array }> {
+  /** The model `name` (or the default) for one request; release() it when the request is done. */
+  hold(name?: string): HeldModel {
     const entry = this.entry(name);
-    return { model: entry.model, probabilities: readOutput(entry.model, await entry.batcher.submit(pixels)).scores };
+    entry.users++;
+    let held = true;
+    return {
+      model: entry.model,
+      batcher: entry.batcher,
+      release: () => {
+        if (!held) return;
+        held = false;
+        if (--entry.users === 0) entry.unused?.();
+      },
+    };
   }
 
   observe(observer: RegistryObserver): () => void {
