@@ -3,31 +3,16 @@
 // exported folded, unfolded and with the preprocessing baked in, checked by python3-onnx, and
 // run by onnxruntime-web against torchlet on all 10,000 MNIST test images (folded; the other
 // variants on 2,000).
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
-import { Dataset } from '../../src/dataset.js';
+import { describe, expect, it } from 'vitest';
 import { loadMnist, Model, toOnnx, train, type OnnxExportOptions } from '../../src/index.js';
 import { tinyModels } from '../../src/models.js';
-import { LOGPROB_TOLERANCE, agreement, checkOnnx, hasPythonOnnx } from '../helpers/onnx.js';
+import { LOGPROB_TOLERANCE, agreement, checkOnnx, exportTestBed, hasPythonOnnx } from '../helpers/onnx.js';
 import { missing } from '../helpers/requires.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'torchlet-onnx-tiny-'));
-let test: RawSplit;
-let testSet: Dataset;
+const { dir, test, testSet } = exportTestBed('torchlet-onnx-tiny-');
 const skipChecker = missing(hasPythonOnnx, '/usr/bin/python3 with onnx (python3-onnx)');
-
-beforeAll(async () => {
-  test = (await loadRawDataset({})).test;
-  testSet = Dataset.fromRaw(test);
-});
-
-afterAll(() => {
-  testSet.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
 
 // As for the reference models: the default export on the whole test set, the other variants
 // on the first 2,000 images to keep `npm test` short.
@@ -44,7 +29,7 @@ describe.each(Object.keys(tinyModels) as (keyof typeof tinyModels)[])('%s', (nam
     const data = await loadMnist({ trainLimit: 2048, testLimit: 256 });
     try {
       await train(model, data, { epochs: 2, maxLr: 0.05, seed: 1, skipTrainEval: true });
-      const reference = await model.evaluate(testSet, { logProbs: true });
+      const reference = await model.evaluate(testSet(), { logProbs: true });
       expect(reference.count).toBe(10_000);
       // Agreement means something only if the model tells digits apart.
       expect(new Set(reference.predictions).size).toBe(10);
@@ -54,7 +39,7 @@ describe.each(Object.keys(tinyModels) as (keyof typeof tinyModels)[])('%s', (nam
         const file = join(dir, `${name}-${variant}.onnx`);
         writeFileSync(file, bytes);
         files.push(file);
-        const r = await agreement(bytes, spec, test.images, { logProbs: reference.logProbs!, predictions: reference.predictions }, { count, pixels: variant === 'preprocessing' });
+        const r = await agreement(bytes, spec, test().images, { logProbs: reference.logProbs!, predictions: reference.predictions }, { count, pixels: variant === 'preprocessing' });
         console.log(`${name} ${variant}: max |log-prob delta| ${r.maxDelta.toExponential(2)} over ${r.count} images (accuracy after two short epochs ${(reference.accuracy * 100).toFixed(2)}%)`);
         expect(r.count).toBe(count);
         expect(r.maxDelta).toBeLessThan(LOGPROB_TOLERANCE);

@@ -1,32 +1,17 @@
 // ONNX export, verified by the real runtimes: Debian's python3-onnx checker (full check and
 // strict shape inference) and onnxruntime-web's WebAssembly build in Node, which must agree
 // with torchlet on the full MNIST test set.
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
-import { Dataset } from '../../src/dataset.js';
+import { describe, expect, it } from 'vitest';
 import { decodeModel } from '../../src/export/schema.js';
 import { IR_VERSION, OPSET, Model, countParams, models, type ModelName, type OnnxExportOptions } from '../../src/index.js';
 import { ROOT } from '../helpers/cli.js';
-import { LOGPROB_TOLERANCE, agreement, checkOnnx, hasPythonOnnx } from '../helpers/onnx.js';
+import { LOGPROB_TOLERANCE, agreement, checkOnnx, exportTestBed, hasPythonOnnx } from '../helpers/onnx.js';
 import { missing } from '../helpers/requires.js';
 
 
-const dir = mkdtempSync(join(tmpdir(), 'torchlet-onnx-'));
-let test: RawSplit;
-let testSet: Dataset;
-
-beforeAll(async () => {
-  test = (await loadRawDataset({})).test;
-  testSet = Dataset.fromRaw(test);
-});
-
-afterAll(() => {
-  testSet.dispose();
-  rmSync(dir, { recursive: true, force: true });
-});
+const { dir, test, testSet } = exportTestBed('torchlet-onnx-');
 
 const BUILT_IN = Object.keys(models) as ModelName[];
 const VARIANTS: { name: string; options: OnnxExportOptions }[] = [
@@ -90,10 +75,10 @@ describe.each(BUILT_IN)('%s with its released weights', (name) => {
   // runs them on all 10,000.
   it('onnxruntime-web agrees with torchlet on all 10,000 test images (folded; 2,000 for the other variants)', async () => {
     const model = Model.fromFile(spec, join(ROOT, 'weights', `${name}.pt`));
-    const reference = await model.evaluate(testSet, { logProbs: true }).finally(() => model.dispose());
+    const reference = await model.evaluate(testSet(), { logProbs: true }).finally(() => model.dispose());
     expect(reference.count).toBe(10_000);
     for (const [variant, count] of [['folded', 10_000], ['unfolded', 2_000], ['preprocessing', 2_000]] as const) {
-      const r = await agreement(readFileSync(files[variant]!), spec, test.images, { logProbs: reference.logProbs!, predictions: reference.predictions }, {
+      const r = await agreement(readFileSync(files[variant]!), spec, test().images, { logProbs: reference.logProbs!, predictions: reference.predictions }, {
         count,
         pixels: variant === 'preprocessing',
       });

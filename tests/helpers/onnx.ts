@@ -1,9 +1,13 @@
 // Running exported models in the real runtimes: onnxruntime-web (its WebAssembly build, in
 // Node) and Debian's python3-onnx checker.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-web';
+import { afterAll, beforeAll } from 'vitest';
+import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
+import { Dataset } from '../../src/dataset.js';
 import type { ModelSpec } from '../../src/spec.js';
 import { ROOT } from './cli.js';
 
@@ -13,6 +17,29 @@ import { ROOT } from './cli.js';
 export const LOGPROB_TOLERANCE = 1e-4;
 
 export const PYTHON = '/usr/bin/python3';
+
+/**
+ * For one test file: a temp folder for exported files, and the MNIST test split (raw bytes
+ * for onnxruntime-web, a Dataset for torchlet), loaded before its tests and freed after.
+ */
+export function exportTestBed(prefix: string): { dir: string; test: () => RawSplit; testSet: () => Dataset } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  let test: RawSplit | undefined;
+  let testSet: Dataset | undefined;
+  beforeAll(async () => {
+    test = (await loadRawDataset({})).test;
+    testSet = Dataset.fromRaw(test);
+  });
+  afterAll(() => {
+    testSet?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const ready = <T>(x: T | undefined): T => {
+    if (x === undefined) throw new Error('the MNIST test split is loaded in beforeAll');
+    return x;
+  };
+  return { dir, test: () => ready(test), testSet: () => ready(testSet) };
+}
 
 export const hasPythonOnnx =
   existsSync(PYTHON) && spawnSync(PYTHON, ['-c', 'import onnx'], { encoding: 'utf8', timeout: 60_000 }).status === 0;
