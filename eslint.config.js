@@ -19,6 +19,12 @@ export default tseslint.config(
     languageOptions: { sourceType: 'script', globals: { ...globals.browser, vegaEmbed: 'readonly' } },
   },
   {
+    // ...and common.js before the page's own script: its helpers are the page's globals.
+    files: ['src/dashboard/assets/dashboard.js', 'src/tune/assets/study.js'],
+    languageOptions: { globals: { $: 'readonly', el: 'readonly', getJson: 'readonly', draw: 'readonly' } },
+  },
+
+  {
     // The page's script runs in the browser.
     files: ['src/web/**/*.js'],
     languageOptions: { globals: globals.browser },

@@ -1,17 +1,7 @@
-// The dashboard's three pages, over the run API (/runs, /runs/{id}, /runs/{id}/events).
+// The dashboard's three pages, over the run API (/runs, /runs/{id}, /runs/{id}/events);
+// common.js, loaded before, has the helpers.
 'use strict';
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, attrs = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return node;
-};
 const pct = (x) => (typeof x === 'number' ? `${(100 * x).toFixed(2)}%` : '–');
 const num = (x, digits = 4) => (typeof x === 'number' ? x.toFixed(digits) : '–');
 
@@ -21,13 +11,6 @@ function duration(run) {
   return (end - Date.parse(run.startedAt)) / 1000;
 }
 const fmtDuration = (s) => (s === undefined ? '–' : s < 120 ? `${s.toFixed(0)}s` : `${(s / 60).toFixed(1)}m`);
-
-async function getJson(url) {
-  const res = await fetch(url, { headers: { accept: 'application/json' } });
-  const body = await res.json();
-  if (!res.ok) throw new Error(body.message || `${res.status} ${res.statusText}`);
-  return body;
-}
 
 /** POSTs (or DELETEs) with the bearer token the server asked for, prompting once for it. */
 async function write(method, url) {
@@ -164,10 +147,6 @@ function curveSpec(values, field, title, colorField, sort) {
       tooltip: [{ field: colorField }, { field: 'epoch' }, { field, format: '.4f' }],
     },
   };
-}
-
-async function draw(target, spec) {
-  await vegaEmbed(target, spec, { actions: false, renderer: 'svg' });
 }
 
 // ---- one run, live --------------------------------------------------------------------

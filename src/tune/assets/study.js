@@ -1,29 +1,9 @@
 // The study pages: the list of studies, and one study's charts and trials table, over
-// GET /studies and GET /studies/{name}.
+// GET /studies and GET /studies/{name}; the dashboard's common.js, loaded before, has the
+// helpers.
 'use strict';
 
-const $ = (sel) => document.querySelector(sel);
-const el = (tag, attrs = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
-  return node;
-};
 const fmt = (x) => (typeof x !== 'number' ? '–' : Math.abs(x) >= 1000 || (Math.abs(x) < 0.001 && x !== 0) ? x.toExponential(3) : Number(x.toPrecision(5)).toString());
-
-async function getJson(url) {
-  const res = await fetch(url, { headers: { accept: 'application/json' } });
-  const body = await res.json();
-  if (!res.ok) throw new Error(body.message || `${res.status} ${res.statusText}`);
-  return body;
-}
-
-async function draw(target, spec) {
-  await vegaEmbed(target, spec, { actions: false, renderer: 'svg' });
-}
 
 async function studiesPage() {
   const studies = await getJson('/studies');
