@@ -119,7 +119,7 @@ async function runPrimary(flags: ServeFlags): Promise<void> {
 async function runServe(flags: ServeFlags): Promise<void> {
   // The server's modules (Fastify and its plugins) load only for this command, so that the
   // others start as fast as before.
-  const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }, { serveProcessIndex }] = await Promise.all([
+  const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }, { isServeProcess, serveProcessIndex }] = await Promise.all([
     import('../serve/server.js'),
     import('../serve/models.js'),
     import('../serve/registry.js'),
@@ -175,7 +175,15 @@ async function runServe(flags: ServeFlags): Promise<void> {
     });
     const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
     if (runs && flags.worker && first) runs.startWorker(log);
-    drainOnSignals(app, registry, log);
+    if (isServeProcess()) {
+      // Ctrl-C reaches every process of the terminal's group: the primary answers it by
+      // sending each server SIGTERM, and a server that also took SIGINT as its own would read
+      // that SIGTERM as a second signal and stop without draining.
+      process.on('SIGINT', () => undefined);
+      drainOnSignals(app, registry, log, ['SIGTERM']);
+    } else {
+      drainOnSignals(app, registry, log);
+    }
     if (!first) return;
     process.stdout.write(
       // In a cluster the primary says 'listening' once every process is.

@@ -62,6 +62,9 @@ export function clusterMetrics(): Promise<string> | undefined {
   });
 }
 
+/** Whether this is one of a cluster's server processes (not the primary, not a lone server). */
+export const isServeProcess = (): boolean => cluster.isWorker;
+
 /** A server process exited before it listened; it has said why on stderr. */
 export class ServeProcessExit extends Error {
   constructor(readonly code: number) {
@@ -110,6 +113,8 @@ export async function runCluster(count: number, log: (line: string) => void): Pr
     worker.on('exit', (code, signal) => {
       if (live.get(index) === worker) live.delete(index);
       if (stopping) {
+        // A server that could not drain makes the whole server's exit a failure.
+        if (code !== 0 && exitCode === 0) exitCode = 1;
         if (live.size === 0) process.exit(exitCode);
         return;
       }

@@ -327,10 +327,10 @@ export async function startServer(serveOptions: ServeOptions & { port?: number }
 }
 
 /**
- * On SIGTERM or SIGINT: stop taking requests, answer those in flight, close the models,
+ * On `signals` (SIGTERM and SIGINT): stop taking requests, answer those in flight, close the models,
  * then exit 0. A second signal exits at once.
  */
-export function drainOnSignals(app: FastifyInstance, registry: ModelRegistry, log: (line: string) => void): void {
+export function drainOnSignals(app: FastifyInstance, registry: ModelRegistry, log: (line: string) => void, signals: NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): void {
   let draining = false;
   const drain = (signal: NodeJS.Signals): void => {
     if (draining) {
@@ -353,6 +353,5 @@ export function drainOnSignals(app: FastifyInstance, registry: ModelRegistry, lo
         },
       );
   };
-  process.on('SIGTERM', drain);
-  process.on('SIGINT', drain);
+  for (const signal of signals) process.on(signal, drain);
 }

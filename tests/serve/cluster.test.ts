@@ -110,3 +110,18 @@ it('serve --processes 2 with weights that do not exist: one error, exit code 2',
   expect(r.stderr).toMatch(/cannot load weights '\/nonexistent\/w\.pt'/);
   expect(r.stderr.match(/^torchlet: /gm), r.stderr).toHaveLength(1);
 }, 120_000);
+
+it('serve --processes 2 drains on Ctrl-C, which the terminal sends to every process of the group', async () => {
+  const server = await spawnServer(['--processes', '2', '--no-runs']);
+  try {
+    expect(await answeringProcesses(server.url, 20)).toEqual(new Set([0, 1]));
+    const servers = [processPid(server.child.pid!, 0), processPid(server.child.pid!, 1)];
+    for (const pid of [...servers, server.child.pid]) process.kill(pid!, 'SIGINT');
+    const r = await server.result;
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/without waiting/);
+    expect(r.stderr.match(/drained; bye/g)).toHaveLength(2);
+  } finally {
+    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+  }
+}, 120_000);
