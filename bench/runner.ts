@@ -77,6 +77,11 @@ export function positiveInt(name: string, value: string | undefined): number | u
   return n;
 }
 
+/** Node's arguments for running the `torchlet` CLI of the checkout at `root` from its sources (through tsx), as users' `npx torchlet` runs. */
+export function torchletCli(root: string, ...args: string[]): string[] {
+  return [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'src', 'cli', 'main.ts'), ...args];
+}
+
 /** The options every benchmark takes. */
 const COMMON_OPTIONS = {
   quick: { type: 'boolean', default: false },

@@ -15,7 +15,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import autocannon from 'autocannon';
 import { darkOnLightPng, mnistDigits, mnistPng, multipart } from '../tests/serve/helpers.js';
-import { BENCH, benchArgs, cpuInfo, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, torchletCli, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:serve:start -->';
 const README_END = '<!-- bench:serve:end -->';
@@ -174,7 +174,7 @@ export async function benchImages(): Promise<{ name: string; form: { body: Buffe
 
 /** `torchlet serve` of the checkout at `root` (its sources through tsx, its native build), as bench:serve runs it; add --port. */
 export function serveArgs(root: string): string[] {
-  return [join(root, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(root, 'src', 'cli', 'main.ts'), 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error', '--no-runs'];
+  return torchletCli(root, 'serve', '--models', 'super_light', '--rate-limit', '0', '--log-level', 'error', '--no-runs');
 }
 
 export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: Row[]; markdown: string }> {

@@ -27,7 +27,7 @@ import { openStore } from '../src/store/index.js';
 import { SqlTuneStorage } from '../src/tune/sql-storage.js';
 import { loadStudy } from '../src/tune/study.js';
 import { freshDatabase, postgresAvailable, POSTGRES_PACKAGE } from '../tests/helpers/postgres.js';
-import { benchArgs, ROOT, updateReadme } from './runner.js';
+import { benchArgs, ROOT, torchletCli, updateReadme } from './runner.js';
 
 const START = '<!-- bench-tune-study:start -->';
 const END = '<!-- bench-tune-study:end -->';
@@ -109,9 +109,8 @@ function spaceFile(dir: string, setup: Setup, quick: boolean): string {
 }
 
 function tune(args: string[]): Promise<void> {
-  const cli = [join(ROOT, 'node_modules', 'tsx', 'dist', 'cli.mjs'), join(ROOT, 'src', 'cli', 'main.ts'), 'tune', ...args];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, cli, { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(process.execPath, torchletCli(ROOT, 'tune', ...args), { cwd: ROOT, stdio: ['ignore', 'inherit', 'inherit'] });
     child.on('error', fail);
     child.on('exit', (code) => (code === 0 ? done() : fail(new Error(`torchlet tune ${args.join(' ')} exited with ${code}`))));
   });

@@ -108,10 +108,11 @@ function parseModels(flags: ServeFlags, ensembles: string[]): { names: ModelName
   return { names: unique, main };
 }
 
+const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
+
 /** With --processes N: forks N copies of this command, which serve; this one only watches them. */
 async function runPrimary(flags: ServeFlags): Promise<void> {
   const { runCluster } = await import('../serve/cluster.js');
-  const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
   const url = await runCluster(flags.processes, log);
   process.stdout.write(`torchlet serve: listening on ${url} (${flags.processes} processes)\n`);
 }
@@ -173,8 +174,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
       await runs?.close();
       throw new InputError(message(err));
     });
-    const log = (line: string): void => void process.stderr.write(`torchlet serve: ${line}\n`);
-    if (runs && flags.worker && first) runs.startWorker(log);
+      if (runs && flags.worker && first) runs.startWorker(log);
     if (isServeProcess()) {
       // Ctrl-C reaches every process of the terminal's group: the primary answers it by
       // sending each server SIGTERM, and a server that also took SIGINT as its own would read
