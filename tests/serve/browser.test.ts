@@ -44,7 +44,8 @@ describe.skipIf(!canRun)('the page in chromium', () => {
     for (const digit of [1, 7, 0]) {
       await page.getByRole('button', { name: 'Clear' }).click();
       await draw(page, STROKES[digit]!);
-      expect(await digitShown(page), `drew a ${digit}`).toBe(String(digit));
+      // The answer arrives before the page has drawn it: wait for the digit, as for #details below.
+      await expect.poll(() => digitShown(page), { message: `drew a ${digit}` }).toBe(String(digit));
       expect(await page.locator('#seen').isVisible()).toBe(true);
       expect(await page.locator('#bars li.top').getAttribute('aria-label')).toMatch(new RegExp(`^${digit}: [<>]?\\d`));
     }
@@ -64,9 +65,9 @@ describe.skipIf(!canRun)('the page in chromium', () => {
       expect((await answered).status()).toBe(200);
     };
     await choose('mnist-7.png', mnistPng(mnist!));
-    expect(await digitShown(page)).toBe(String(mnist!.label));
+    await expect.poll(() => digitShown(page)).toBe(String(mnist!.label));
     await choose('photo-2.png', await darkOnLightPng(other!));
-    expect(await digitShown(page)).toBe(String(other!.label));
+    await expect.poll(() => digitShown(page)).toBe(String(other!.label));
     expect(await page.locator('#details').textContent()).toMatch(/280×280 png · inverted \(light background\) · super_light/);
     // Choosing another model asks again with the same image.
     const again = page.waitForResponse((r) => r.url().includes('/predict?model=light'));
@@ -96,7 +97,7 @@ describe.skipIf(!canRun)('the page in chromium', () => {
     await draw(page, STROKES[1]!);
     await page.locator('#clear').focus();
     await page.keyboard.press('Enter');
-    expect(await digitShown(page)).toBe('–');
+    await expect.poll(() => digitShown(page)).toBe('–');
     await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await expect.poll(() => page.locator('#status').textContent()).toMatch(/Draw a digit first/);
@@ -125,7 +126,7 @@ describe.skipIf(!canRun)('the page in chromium', () => {
     expect(select.text).toBeLessThanOrEqual(select.inner);
     expect(select.right).toBeLessThanOrEqual(select.page);
     await draw(page, STROKES[7]!);
-    expect(await digitShown(page)).toBe('7');
+    await expect.poll(() => digitShown(page)).toBe('7');
     await page.screenshot({ path: join(ARTIFACTS, 'phone.png'), fullPage: true });
     await page.close();
   });
