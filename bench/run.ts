@@ -21,6 +21,7 @@ import {
   BENCH,
   comparison,
   cpuInfo,
+  loadedBlas,
   debianVersions,
   EVAL_BATCH,
   fixed,
@@ -313,6 +314,7 @@ async function main(): Promise<void> {
       python: hello.python,
       numpy: hello.numpy,
       debianPackages: debianVersions(),
+      blas: loadedBlas(),
       pytorchDefaultThreads: hello.default_threads,
       pytorchParallelBackend: hello.parallel_backend,
       loadavgStart: loadStart,
@@ -329,7 +331,7 @@ async function main(): Promise<void> {
     const caption =
       `Measured by \`npm run bench\` on ${date.slice(0, 10)}: ${machine.cpu}, ${cores} cores (${machine.flags.join(', ')}), ` +
       `${th} on both sides; Node ${machine.node} with libtorch ${pkgs['libtorch-dev'] ?? machine.libtorch} against Debian's PyTorch ` +
-      `${pkgs['python3-torch'] ?? machine.torch}${machine.torchvision ? ` / torchvision ${machine.torchvision}` : ''}; ` +
+      `${pkgs['python3-torch'] ?? machine.torch}${machine.torchvision ? ` / torchvision ${machine.torchvision}` : ''}, ${machine.blas} on both; ` +
       `SuperLight (${DOCUMENTED_PARAMS.super_light.toLocaleString('en-US')} parameters) on both sides. Each figure is the median of ` +
       `${opts.trainReps === opts.shortReps ? opts.trainReps : `${opts.trainReps} (training) or ${opts.shortReps} (others)`} repetitions ` +
       `alternating between the two sides after a warm-up${fullRuns.length ? ` (the full runs: ${opts.fullRunReps} repetitions, no warm-up)` : ''}, min–max in brackets; ` +

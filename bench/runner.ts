@@ -4,7 +4,7 @@
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -296,10 +296,30 @@ export interface Machine {
   numpy: string;
   /** Installed versions of libtorch-dev, python3-torch, python3-torchvision (dpkg). */
   debianPackages: Record<string, string>;
+  /** loadedBlas(): the same library serves both sides. */
+  blas: string;
   pytorchDefaultThreads: number;
   pytorchParallelBackend: string | null;
   loadavgStart: number[];
   loadavgEnd?: number[];
+}
+
+/**
+ * The BLAS this process loaded through libtorch, named by its folder (Debian: `blas` is the
+ * reference implementation, `openblas-openmp` OpenBLAS): it sets the speed of every fully
+ * connected layer and attention product on both sides.
+ */
+export function loadedBlas(): string {
+  let maps = '';
+  try {
+    maps = readFileSync('/proc/self/maps', 'utf8');
+  } catch {
+    return 'unknown';
+  }
+  const path = /\s(\/\S*\/libblas\.so[.\d]*)$/m.exec(maps)?.[1];
+  if (!path) return 'none linked (MKL inside libtorch, or not Linux)';
+  const dir = basename(dirname(path));
+  return dir === 'blas' ? 'reference BLAS' : dir;
 }
 
 export function cpuInfo(): { model: string; flags: string[] } {

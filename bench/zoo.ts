@@ -13,7 +13,7 @@ import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Dataset, Model, native, setThreads, zoo, type ZooName } from '../src/index.js';
-import { BENCH, benchArgs, cpuInfo, fixed, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
@@ -103,7 +103,7 @@ const verdict = (f: Figure): string => `${fixed(2)(ratioOf(f))}x (${f.target}x: 
 function markdown(rows: Row[], opts: ZooBenchOptions, load: number[]): string {
   const cpu = cpuInfo();
   const lines = [
-    `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} on both sides, ` +
+    `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} and ${loadedBlas()} on both sides, ` +
       `load average ${fixed(2)(load[0] ?? 0)} at the start; median of ${opts.reps} repetitions, each ${opts.trainSteps} training steps at batch ${TRAIN_BATCH} and ${int(opts.evalImages)} evaluation images at batch ${EVAL_BATCH}. ` +
       `Target in brackets. Every repetition is in [bench/zoo-results.json](bench/zoo-results.json)._`,
     '',
@@ -134,7 +134,7 @@ export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
     const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
     log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
   }
-  writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', threads: opts.threads, loadavg: load, trainSteps: opts.trainSteps, evalImages: opts.evalImages, reps: opts.reps, rows }, null, 2)}\n`);
+  writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', threads: opts.threads, blas: loadedBlas(), loadavg: load, trainSteps: opts.trainSteps, evalImages: opts.evalImages, reps: opts.reps, rows }, null, 2)}\n`);
   log(`wrote ${opts.out}`);
   if (opts.readme !== undefined && updateReadme(opts.readme, markdown(rows, opts, load), README_START, README_END)) log(`updated the zoo speed table in ${opts.readme}`);
   return rows;

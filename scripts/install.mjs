@@ -4,7 +4,7 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { HELP, findLibtorch } from './libtorch.mjs';
+import { HELP, REFERENCE_BLAS_HINT, blasOf, findLibtorch } from './libtorch.mjs';
 
 function fail(message) {
   process.stderr.write(`\ntorchlet: ${message}\n\n${HELP}\n\n`);
@@ -17,9 +17,9 @@ function isDebianLike() {
 }
 
 function aptInstall() {
-  process.stderr.write('torchlet: libtorch not found; installing Debian\'s libtorch-dev with apt-get (TORCHLET_NO_APT=1 skips this)\n');
+  process.stderr.write('torchlet: libtorch not found; installing Debian\'s libtorch-dev and OpenBLAS with apt-get (TORCHLET_NO_APT=1 skips this)\n');
   const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'libtorch-dev']]) {
+  for (const args of [['update'], ['install', '-y', '--no-install-recommends', 'libtorch-dev', 'libopenblas0-openmp']]) {
     const r = spawnSync('apt-get', args, { stdio: 'inherit', env });
     if (r.status !== 0) fail(`'apt-get ${args.join(' ')}' failed (exit ${r.status ?? r.signal})`);
   }
@@ -41,6 +41,7 @@ if (!found) {
   if (!found) fail('apt-get installed libtorch-dev, but its headers and libraries are still not where expected.');
 }
 process.stderr.write(`torchlet: using libtorch from ${found.source} (${found.libdir})\n`);
+if (blasOf(found)?.reference) process.stderr.write(`torchlet: note: ${REFERENCE_BLAS_HINT}\n`);
 try {
   // One compiler per core: each libtorch translation unit takes a minute to compile.
   const env = { ...process.env, JOBS: process.env.JOBS ?? 'max' };

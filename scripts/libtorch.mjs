@@ -6,7 +6,7 @@
 // Run as `node scripts/libtorch.mjs <include|libdir|ldflags|describe>`; binding.gyp
 // expands its output, so one search serves every build setting.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
@@ -76,6 +76,31 @@ export function ldflags(found) {
   return flags;
 }
 
+/**
+ * The BLAS that libtorch resolves at run time, when it links one dynamically (Debian's does,
+ * through the libblas.so.3 alternative; pytorch.org's archives carry MKL inside). Debian's
+ * default alternative is the reference BLAS, which runs libtorch's fully connected layers
+ * and attention matrix products some 40 times slower than OpenBLAS.
+ */
+export function blasOf(found) {
+  const lib = readdirSync(found.libdir).find((f) => /^libtorch_cpu\.so/.test(f));
+  if (!lib) return undefined;
+  let out;
+  try {
+    out = execFileSync('ldd', [join(found.libdir, lib)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  } catch {
+    return undefined;
+  }
+  const linked = /^\s*libblas\.so\.\d+ => (\S+)/m.exec(out)?.[1];
+  if (!linked) return undefined;
+  const path = realpathSync(linked);
+  return { path, reference: /\/blas\/libblas\.so/.test(path) };
+}
+
+export const REFERENCE_BLAS_HINT =
+  "libtorch is using Debian's reference BLAS, which makes fully connected layers and attention about 40x slower; " +
+  'as root: apt-get install libopenblas0-openmp (it takes over the libblas.so.3 alternative)';
+
 function main(what) {
   const found = findLibtorch();
   if (!found) {
@@ -93,8 +118,12 @@ function main(what) {
       console.log(ldflags(found).join(' '));
       break;
     case 'describe':
+    {
       console.log(`libtorch from ${found.source}: ${found.libdir}${hasLib(found.libdir, 'torch_cuda') ? ' (with CUDA)' : ''}`);
+      const blas = blasOf(found);
+      if (blas) console.log(`BLAS: ${blas.path}${blas.reference ? ` (the reference BLAS: ${REFERENCE_BLAS_HINT})` : ''}`);
       break;
+    }
     default:
       process.stderr.write('usage: libtorch.mjs <include|libdir|ldflags|describe>\n');
       process.exit(2);
