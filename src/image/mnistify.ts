@@ -119,69 +119,108 @@ const A_SHIFT = LITTLE_ENDIAN ? 24 : 0;
 /**
  * Gray levels with alpha composited on white, rounded to bytes, and their range by row (one
  * pass: the only loop over every pixel). Luma uses ITU-R 601-2 in PIL's fixed point, so an
- * image with R = G = B keeps its values exactly. Runs of equal pixels (paper, transparent
- * background) reuse the previous level: a compare instead of the arithmetic.
+ * image with R = G = B keeps its values exactly. One loop per layout: a loop that branches
+ * on the channel count per pixel costs up to twice as much.
  */
 function toGrayOnWhite(data: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: Channels): Gray {
-  const gray = new Uint8Array(width * height);
-  const rowMin = new Uint8Array(height);
-  const rowMax = new Uint8Array(height);
+  const g: Gray = { gray: new Uint8Array(width * height), rowMin: new Uint8Array(height), rowMax: new Uint8Array(height), min: 255, max: 0 };
   if (channels === 4) {
-    // A whole RGBA pixel in one load: a quarter of the loads and one compare per pixel.
+    // A whole pixel in one load: a quarter of the loads, and one compare finds a run.
     const words = data.byteOffset % 4 === 0 ? new Int32Array(data.buffer, data.byteOffset, width * height) : new Int32Array(new Uint8Array(data).buffer);
-    for (let y = 0, i = 0; y < height; y++) {
-      let lo = 255;
-      let hi = 0;
-      let last = ~(words[i] ?? 0); // differs from the row's first pixel: it is always computed
-      let v = 0;
-      for (const end = i + width; i < end; i++) {
-        const w = words[i] ?? 0;
-        if (w !== last) {
-          last = w;
-          v = luma((w >>> R_SHIFT) & 255, (w >>> G_SHIFT) & 255, (w >>> B_SHIFT) & 255);
-          const a = (w >>> A_SHIFT) & 255;
-          if (a !== 255) v = onWhite(v, a);
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-        gray[i] = v;
-      }
-      rowMin[y] = lo;
-      rowMax[y] = hi;
-    }
-  } else {
-    for (let y = 0, i = 0, j = 0; y < height; y++) {
-      let lo = 255;
-      let hi = 0;
-      let r = -1;
-      let g = -1;
-      let b = -1;
-      let v = 0;
-      for (const end = i + width; i < end; i++, j += channels) {
-        const r1 = data[j] ?? 0;
-        const g1 = channels === 1 ? r1 : (data[j + 1] ?? 0);
-        const b1 = channels === 3 ? (data[j + 2] ?? 0) : g1;
-        if (r1 !== r || g1 !== g || b1 !== b) {
-          r = r1;
-          g = g1;
-          b = b1;
-          v = channels === 1 ? r1 : channels === 2 ? onWhite(r1, g1) : luma(r1, g1, b1);
-          if (v < lo) lo = v;
-          if (v > hi) hi = v;
-        }
-        gray[i] = v;
-      }
-      rowMin[y] = lo;
-      rowMax[y] = hi;
-    }
+    rgbaToGray(words, width, height, g);
+  } else if (channels === 3) rgbToGray(data, width, height, g);
+  else if (channels === 2) grayAlphaToGray(data, width, height, g);
+  else {
+    g.gray.set(data);
+    rangeByRow(g, width, height);
   }
-  let min = 255;
-  let max = 0;
   for (let y = 0; y < height; y++) {
-    min = Math.min(min, rowMin[y] ?? 255);
-    max = Math.max(max, rowMax[y] ?? 0);
+    g.min = Math.min(g.min, g.rowMin[y] ?? 255);
+    g.max = Math.max(g.max, g.rowMax[y] ?? 0);
   }
-  return { gray, rowMin, rowMax, min, max };
+  return g;
+}
+
+function rgbaToGray(words: Int32Array, width: number, height: number, { gray, rowMin, rowMax }: Gray): void {
+  for (let y = 0, i = 0; y < height; y++) {
+    let lo = 255;
+    let hi = 0;
+    let last = ~(words[i] ?? 0); // differs from the row's first pixel: it is always computed
+    let v = 0;
+    const end = i + width;
+    while (i < end) {
+      const w = words[i] ?? 0;
+      if (w !== last) {
+        last = w;
+        v = luma((w >>> R_SHIFT) & 255, (w >>> G_SHIFT) & 255, (w >>> B_SHIFT) & 255);
+        const a = (w >>> A_SHIFT) & 255;
+        if (a !== 255) v = onWhite(v, a);
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+        gray[i++] = v;
+      } else {
+        // A run of the same pixel (paper, a transparent background): scan it, then fill it
+        // natively when it is long. A clean 280x280 drawing: 170 -> 100 us; noise, with no
+        // runs: 275 -> 295 us.
+        const start = i;
+        while (++i < end && words[i] === w);
+        if (i - start < 16) for (let k = start; k < i; k++) gray[k] = v;
+        else gray.fill(v, start, i);
+      }
+    }
+    rowMin[y] = lo;
+    rowMax[y] = hi;
+  }
+}
+
+function rgbToGray(data: Uint8Array | Uint8ClampedArray, width: number, height: number, { gray, rowMin, rowMax }: Gray): void {
+  for (let y = 0, i = 0, j = 0; y < height; y++) {
+    let lo = 255;
+    let hi = 0;
+    let r = -1; // no pixel: the row's first is always computed
+    let g = 0;
+    let b = 0;
+    let v = 0;
+    for (const end = i + width; i < end; i++, j += 3) {
+      const r1 = data[j] ?? 0;
+      const g1 = data[j + 1] ?? 0;
+      const b1 = data[j + 2] ?? 0;
+      if (r1 !== r || g1 !== g || b1 !== b) {
+        r = r1;
+        g = g1;
+        b = b1;
+        v = luma(r, g, b);
+        if (v < lo) lo = v;
+        if (v > hi) hi = v;
+      }
+      gray[i] = v;
+    }
+    rowMin[y] = lo;
+    rowMax[y] = hi;
+  }
+}
+
+function grayAlphaToGray(data: Uint8Array | Uint8ClampedArray, width: number, height: number, g: Gray): void {
+  const { gray } = g;
+  for (let i = 0, j = 0; i < gray.length; i++, j += 2) {
+    const a = data[j + 1] ?? 0;
+    gray[i] = a === 255 ? (data[j] ?? 0) : onWhite(data[j] ?? 0, a);
+  }
+  rangeByRow(g, width, height);
+}
+
+function rangeByRow({ gray, rowMin, rowMax }: Gray, width: number, height: number): void {
+  for (let y = 0, i = 0; y < height; y++) {
+    let lo = 255;
+    let hi = 0;
+    for (const end = i + width; i < end; i++) {
+      const v = gray[i] ?? 0;
+      if (v < lo) lo = v;
+      if (v > hi) hi = v;
+    }
+    rowMin[y] = lo;
+    rowMax[y] = hi;
+  }
 }
 
 function luma(r: number, g: number, b: number): number {
@@ -326,7 +365,11 @@ function resample(src: Uint8Array, width: number, height: number, outW: number, 
       const base = o * tx.span;
       const s = row + (tx.start[o] ?? 0);
       let acc = 0;
-      for (let k = 0, n = tx.count[o] ?? 0; k < n; k++) acc += (src[s + k] ?? 0) * (tx.weights[base + k] ?? 0);
+      for (let k = 0, n = tx.count[o] ?? 0; k < n; k++) {
+        // Most of a digit's box is background; skipping its zeros leaves every sum as it was.
+        const v = src[s + k] ?? 0;
+        if (v !== 0) acc += v * (tx.weights[base + k] ?? 0);
+      }
       mid[y * outW + o] = acc;
     }
   }
