@@ -2,10 +2,12 @@
 // for a 28x28 MNIST PNG and a 280x280 dark-on-light PNG, split into decoding and the pure
 // pipeline. Medians of back-to-back calls after a warm-up, in one process.
 import { parseArgs } from 'node:util';
+import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { loadRawDataset } from '../src/data/mnist.js';
 import { encodePng, preprocessImage, preprocessPixels, type Channels } from '../src/image/index.js';
 import { draw } from '../tests/image/draw.js';
+import { darkOnLightPng } from '../tests/serve/helpers.js';
 
 const { values } = parseArgs({ options: { n: { type: 'string', default: '2000' } } });
 const N = Number(values.n);
@@ -15,10 +17,10 @@ const digits = Array.from({ length: 100 }, (_, i) => test.images.slice(i * 784, 
 /** The i-th input, cycling through the list. */
 const pick = <T>(list: T[], i: number): T => list[i % list.length] as T;
 
-async function median(what: string, f: (i: number) => unknown): Promise<number> {
-  for (let i = 0; i < Math.min(200, N); i++) await f(i);
+async function median(what: string, f: (i: number) => unknown, n = N): Promise<number> {
+  for (let i = 0; i < Math.min(200, n); i++) await f(i);
   const times: number[] = [];
-  for (let i = 0; i < N; i++) {
+  for (let i = 0; i < n; i++) {
     const start = process.hrtime.bigint();
     await f(i);
     times.push(Number(process.hrtime.bigint() - start) / 1e3);
@@ -49,3 +51,19 @@ await median('280x280: preprocessPixels only', (i) => {
   return preprocessPixels(data, info.width, info.height, info.channels as Channels);
 });
 await median('encodePng 28x28 (what the model saw)', (i) => encodePng(pick(digits, i), 28, 28));
+
+// Where pngjs's synchronous decode stops beating sharp's (decode.ts's SMALL_PNG): wall time
+// here, CPU time (pngjs keeps the GC busy) beside it.
+for (const size of [128, 192, 256]) {
+  const pngs = await Promise.all(digits.slice(0, 10).map((d, i) => darkOnLightPng({ index: i, label: test.labels[i] ?? 0, pixels: d }, size)));
+  for (const [name, decode] of [
+    ['sharp', (png: Buffer) => sharp(png).raw().toBuffer()],
+    ['pngjs', (png: Buffer) => PNG.sync.read(png)],
+  ] as const) {
+    const cpu = process.cpuUsage();
+    const n = Math.min(N, 500);
+    await median(`${size}x${size} PNG: ${name} decode only`, (i) => decode(pick(pngs, i)), n);
+    const used = process.cpuUsage(cpu);
+    console.log(`${''.padEnd(44)} cpu    ${((used.user + used.system) / (n + Math.min(200, n))).toFixed(1).padStart(7)} us`);
+  }
+}

@@ -4,7 +4,10 @@
 //
 // sharp decodes everything, except small PNGs: for those sharp's fixed cost per call (a
 // thread-pool hop and a libvips pipeline, ~0.5 ms) is 20 times the decode itself, so
-// pngjs decodes them synchronously over node:zlib (~25 us for 28x28).
+// pngjs decodes them synchronously over node:zlib (~25 us for 28x28). pngjs's own cost
+// grows with the pixels (it expands every pixel to RGBA in JS): at 192x192 it took 390-440
+// us against sharp's 670-690 us, for about the same CPU time; at 256x256 the two took as
+// long and pngjs more CPU (`npm run bench:preprocess` times both by size).
 import { readFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import type { Sharp, SharpOptions } from 'sharp';
@@ -17,8 +20,8 @@ export interface PreprocessOptions {
 }
 
 export const DEFAULT_MAX_PIXELS = 24_000_000;
-/** PNGs up to this many pixels (128x128) take the synchronous path. */
-const SMALL_PNG = 128 * 128;
+/** PNGs up to this many pixels (192x192) take the synchronous path, where pngjs decodes them as sharp does. */
+const SMALL_PNG = 192 * 192;
 
 type Decoded = Exclude<ImageFormat, 'raw'>;
 
@@ -77,7 +80,7 @@ export async function preprocessImage(input: Buffer | Uint8Array | string, optio
   if (format === 'png' && bytes.length >= 24 && bytes.toString('latin1', 12, 16) === 'IHDR') {
     const declared = bytes.readUInt32BE(16) * bytes.readUInt32BE(20);
     if (declared > maxPixels) throw tooLarge(what, maxPixels, bytes.readUInt32BE(16), bytes.readUInt32BE(20));
-    if (declared <= SMALL_PNG) {
+    if (declared <= SMALL_PNG && pngjsAgrees(bytes)) {
       let png: PNG;
       try {
         png = PNG.sync.read(bytes);
@@ -99,6 +102,23 @@ export async function preprocessImage(input: Buffer | Uint8Array | string, optio
   }
   const { data, info } = decoded;
   return preprocessPixels(data, info.width, info.height, info.channels as Channels, format);
+}
+
+/**
+ * Whether pngjs gives the pixels that sharp gives, so that a PNG's result does not depend on
+ * its size. It does not for 16-bit samples (rounded differently to bytes), an ICC profile
+ * (sharp converts to sRGB) or EXIF (sharp applies its orientation). Walking the chunk
+ * headers costs a few reads.
+ */
+function pngjsAgrees(png: Buffer): boolean {
+  const depth = png[24];
+  if (depth === undefined || depth > 8) return false;
+  for (let p = 8; p + 8 <= png.length; p += 12 + png.readUInt32BE(p)) {
+    const type = png.toString('latin1', p + 4, p + 8);
+    if (type === 'iCCP' || type === 'eXIf') return false;
+    if (type === 'IEND') break;
+  }
+  return true;
 }
 
 function reasonOf(err: unknown): string {

@@ -219,6 +219,27 @@ describe('decoding', () => {
     }
   });
 
+  it('gives a PNG the same result at any size: small ones that pngjs would read differently go to sharp', async () => {
+    // The same digit at the same place on a small canvas (the synchronous pngjs path) and on
+    // a large one (sharp): the 28x28 results must be equal.
+    const pngs = async (size: number): Promise<Record<string, Buffer>> => {
+      const rgb = sharp(draw(digit(5), { size, scale: 3, x: 12, y: 8, paper: [240, 230, 200], ink: [150, 30, 40] }).data, {
+        raw: { width: size, height: size, channels: 4 },
+      }).flatten({ background: '#ffffff' });
+      return {
+        '16-bit': await rgb.clone().toColourspace('rgb16').png().toBuffer(),
+        'ICC profile': await rgb.clone().withIccProfile('p3').png().toBuffer(),
+        // Stored turned a quarter anticlockwise, with the EXIF orientation that turns it back.
+        'EXIF orientation': await rgb.clone().rotate(270).withMetadata({ orientation: 6 }).png().toBuffer(),
+      };
+    };
+    const [small, large] = [await pngs(100), await pngs(300)];
+    for (const [name, bytes] of Object.entries(small)) {
+      const [a, b] = [await preprocessImage(bytes), await preprocessImage(large[name]!)];
+      expect(Buffer.from(a.pixels).equals(Buffer.from(b.pixels)), name).toBe(true);
+    }
+  });
+
   it('refuses empty input, other formats and text', async () => {
     expect((await refused(Buffer.alloc(0))).code).toBe('empty');
     const bmp = await refused(Buffer.from('BM\x36\x00\x00\x00', 'latin1'));
