@@ -5,9 +5,10 @@
 // sharp decodes everything, except small PNGs: for those sharp's fixed cost per call (a
 // thread-pool hop and a libvips pipeline, ~0.5 ms) is 20 times the decode itself, so
 // pngjs decodes them synchronously over node:zlib (~25 us for 28x28). pngjs's own cost
-// grows with the pixels (it expands every pixel to RGBA in JS): at 192x192 it took 390-440
-// us against sharp's 670-690 us, for about the same CPU time; at 256x256 the two took as
-// long and pngjs more CPU (`npm run bench:preprocess` times both by size).
+// grows with the pixels (it expands every pixel to RGBA in JS): at 192x192 it took 390-570
+// us against sharp's 660-690 us (three runs on a loaded machine), for about the same CPU
+// time; at 256x256 it took as long or longer, and more CPU (`npm run bench:preprocess`
+// times both by size).
 import { readFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import type { Sharp, SharpOptions } from 'sharp';
