@@ -54,7 +54,7 @@ await median('encodePng 28x28 (what the model saw)', (i) => encodePng(pick(digit
 
 // Where pngjs's synchronous decode stops beating sharp's (decode.ts's SMALL_PNG): wall time
 // here, CPU time (pngjs keeps the GC busy) beside it.
-for (const size of [128, 192, 256]) {
+for (const size of [128, 160, 192, 256]) {
   const pngs = await Promise.all(digits.slice(0, 10).map((d, i) => darkOnLightPng({ index: i, label: test.labels[i] ?? 0, pixels: d }, size)));
   for (const [name, decode] of [
     ['sharp', (png: Buffer) => sharp(png).raw().toBuffer()],

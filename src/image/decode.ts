@@ -5,10 +5,10 @@
 // sharp decodes everything, except small PNGs: for those sharp's fixed cost per call (a
 // thread-pool hop and a libvips pipeline, ~0.5 ms) is 20 times the decode itself, so
 // pngjs decodes them synchronously over node:zlib (~25 us for 28x28). pngjs's own cost
-// grows with the pixels (it expands every pixel to RGBA in JS): at 192x192 it took 390-570
-// us against sharp's 660-690 us (three runs on a loaded machine), for about the same CPU
-// time; at 256x256 it took as long or longer, and more CPU (`npm run bench:preprocess`
-// times both by size).
+// grows with the pixels (it expands every pixel to RGBA in JS, and its garbage costs more
+// the larger the heap): at 160x160 it took 390 us against sharp's 590 us, and less CPU;
+// at 192x192 still less time (540 against 640 us) but more CPU (730-870 against 670 us),
+// which is what a busy server runs out of (`npm run bench:preprocess` times both by size).
 import { readFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import type { Sharp, SharpOptions } from 'sharp';
@@ -21,8 +21,8 @@ export interface PreprocessOptions {
 }
 
 export const DEFAULT_MAX_PIXELS = 24_000_000;
-/** PNGs up to this many pixels (192x192) take the synchronous path, where pngjs decodes them as sharp does. */
-const SMALL_PNG = 192 * 192;
+/** PNGs up to this many pixels (160x160) take the synchronous path, where pngjs decodes them as sharp does. */
+const SMALL_PNG = 160 * 160;
 
 type Decoded = Exclude<ImageFormat, 'raw'>;
 
