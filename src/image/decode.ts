@@ -6,9 +6,10 @@
 // thread-pool hop and a libvips pipeline, ~0.5 ms) is 20 times the decode itself, so
 // pngjs decodes them synchronously over node:zlib (~25 us for 28x28). pngjs's own cost
 // grows with the pixels (it expands every pixel to RGBA in JS, and its garbage costs more
-// the larger the heap): at 160x160 it took 390 us against sharp's 590 us, and less CPU;
-// at 192x192 still less time (540 against 640 us) but more CPU (730-870 against 670 us),
-// which is what a busy server runs out of (`npm run bench:preprocess` times both by size).
+// the larger the heap): at 160x160 it took 390-410 us against sharp's 590-600 us, for
+// about the same CPU (570-670 against 610-740 us); at 192x192 still less time (540-570
+// against 640-750 us) but as much CPU or more (730-905 against 670-860 us), which is what
+// a busy server runs out of (`npm run bench:preprocess` times both by size).
 import { readFile } from 'node:fs/promises';
 import { PNG } from 'pngjs';
 import type { Sharp, SharpOptions } from 'sharp';
