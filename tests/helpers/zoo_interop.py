@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from evaluate_weights import find_idx, read_idx
 from zoo import build, describe, load, normalise, without_dropout
 
 
@@ -53,15 +54,66 @@ def export(req):
     return out
 
 
+def probe(model, last, x, labels, gain):
+    """Fits `last`, the classifier's final layer, as a ridge-regression probe of the features
+    it reads on x: random features then tell the digits apart well enough that predictions
+    spread over the ten classes (with random classifiers most of these networks predict one
+    class for every image, and an equality of predictions would test little). `gain` scales
+    the fitted logits so that the log-probabilities spread over several units. squeezenet
+    ends in a 1x1 convolution, ReLU and average pooling: the probe fits the convolution on the
+    spatially averaged features, and a bias offset common to all classes (which softmax
+    ignores) keeps the ReLU from clipping, so that pooling the convolution's output equals
+    the probe's logits."""
+    feats = []
+    hook = last.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach()))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    maps = torch.cat(feats).double()
+    f = maps.mean((2, 3)) if isinstance(last, nn.Conv2d) else maps.flatten(1)
+    f = torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], 1)
+    gram = f.T @ f
+    ridge = 0.1 * gram.diagonal().mean() * torch.eye(len(gram), dtype=f.dtype)
+    w = gain * torch.linalg.solve(gram + ridge, f.T @ F.one_hot(labels, 10).double())
+    weight, bias = w[:-1].T, w[-1]
+    if isinstance(last, nn.Conv2d):
+        per_position = torch.einsum("nchw,kc->nkhw", maps, weight) + bias[:, None, None]
+        bias = bias - per_position.min() + 1
+        weight = weight[:, :, None, None]
+    with torch.no_grad():
+        last.weight.copy_(weight)
+        last.bias.copy_(bias)
+
+
+def calibrate(model, x):
+    """Sets every batch norm's running statistics to the statistics of x as it flows through
+    the network (a cumulative average over batches, in training mode). With random running
+    statistics the deep families (mobilenet, efficientnet, mnasnet) wash their activations
+    out to constant features, so their outputs would not depend on the image."""
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+            m.momentum = None
+    model.train()
+    with torch.no_grad():
+        for chunk in x.split(200):
+            model(chunk)
+    model.eval()
+
+
 def onnx_weights(req):
-    """Weights for tests/helpers/onnx-zoo.ts: randomised() with the classifier's last linear
-    (or convolution) layer scaled up so that the logits spread over several units (at initialisation most of
-    these networks give nearly uniform probabilities, which would make a comparison weak)."""
+    """Weights for tests/helpers/onnx-zoo.ts: randomised(), the batch norm statistics set from
+    the first 2,000 MNIST training images (calibrate()), then the classifier's last layer
+    fitted as a linear probe on the same images (probe())."""
+    train_images = read_idx(find_idx(req["data"], "train-images-idx3-ubyte"))[:2000]
+    train_labels = read_idx(find_idx(req["data"], "train-labels-idx1-ubyte"))[:2000]
+    x = normalise(torch.from_numpy(train_images).reshape(-1, 1, 28, 28))
+    labels = torch.from_numpy(train_labels).long()
     for i, name in enumerate(req["models"]):
         model = randomised(name, req, 5000 + i)
+        calibrate(model, x)
         last = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))][-1]  # squeezenet ends in a conv
-        with torch.no_grad():
-            last.weight.mul_(req.get("classifier_gain", 30.0))
+        probe(model, last, x, labels, 10.0)
         torch.save(model.state_dict(), f"{req['dir']}/{name}-onnx.pt")
     return {"saved": req["models"]}
 
