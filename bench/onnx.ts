@@ -53,13 +53,10 @@ export const ONNX_HELP = `npm run bench:onnx [-- options]
 export function parseOnnxOptions(argv: string[]): OnnxBenchOptions {
   const { values, quick, out, readme } = benchArgs(
     argv,
-    { threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' }, help: { type: 'boolean', default: false } },
+    { threads: { type: 'string' }, reps: { type: 'string' }, models: { type: 'string' } },
     'results-onnx',
+    ONNX_HELP,
   );
-  if (values.help) {
-    process.stdout.write(ONNX_HELP);
-    process.exit(0);
-  }
   const names = (values.models ?? 'super_light,simple_conv_net').split(',').map((s) => s.trim());
   for (const n of names) if (!isModelName(n)) throw new RangeError(`--models: unknown model '${n}' (known: ${Object.keys(models).join(', ')})`);
   return {

@@ -4,7 +4,7 @@
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
@@ -88,17 +88,42 @@ const COMMON_OPTIONS = {
   out: { type: 'string' },
   readme: { type: 'string' },
   'no-readme': { type: 'boolean', default: false },
+  help: { type: 'boolean', default: false },
 } as const;
+
+/** A usage text from the option table, for the benchmarks that have no hand-written one. */
+function optionsUsage(options: NonNullable<ParseArgsConfig['options']>): string {
+  const script = relative(ROOT, process.argv[1] ?? 'bench');
+  return `usage: npx tsx ${script} [options]\n\n${Object.entries(options)
+    .map(([name, o]) => `  --${name}${o.type === 'string' ? ' VALUE' : ''}`)
+    .join('\n')}\n`;
+}
 
 /**
  * parseArgs (strict) over a benchmark's own options and the common ones; and where its
  * results go: --out, else bench/RESULTS.json (bench/RESULTS.quick.json with --quick), and the
- * README to update (--readme, else README.md; none with --quick or --no-readme).
+ * README to update (--readme, else README.md; none with --quick or --no-readme). --help
+ * prints `usage` (else a list of the options) and exits 0; an unknown or malformed option
+ * prints what is wrong and the usage, and exits 2.
  */
-export function benchArgs<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, results: string) {
-  const { values } = parseArgs({ args: argv, strict: true, options: { ...COMMON_OPTIONS, ...options } });
+export function benchArgs<T extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: T, results: string, usage?: string) {
+  const all = { ...COMMON_OPTIONS, ...options };
+  const text = usage ?? optionsUsage(all);
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, strict: true, options: all });
+  } catch (err) {
+    if (!(err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS'))) throw err;
+    process.stderr.write(`${err.message}\n\n${text}`);
+    process.exit(2);
+  }
+  const { values } = parsed;
   // The generic result type does not resolve here; the common options' values are these.
-  const common = values as { quick: boolean; out?: string; readme?: string; 'no-readme': boolean };
+  const common = values as { quick: boolean; out?: string; readme?: string; 'no-readme': boolean; help: boolean };
+  if (common.help) {
+    process.stdout.write(text);
+    process.exit(0);
+  }
   return {
     values,
     quick: common.quick,
@@ -126,14 +151,10 @@ export function parseOptions(argv: string[]): Options {
       python: { type: 'string' },
       'data-dir': { type: 'string' },
       'peak-gflops': { type: 'string' },
-      help: { type: 'boolean', default: false },
     },
     'results',
+    HELP,
   );
-  if (values.help) {
-    process.stdout.write(HELP);
-    process.exit(0);
-  }
   const cores = availableParallelism();
   const reps = positiveInt('--reps', values.reps);
   const trainImages = Math.min(60_000, positiveInt('--train-images', values['train-images']) ?? (quick ? 2 * BATCH : 60_000));
