@@ -3,6 +3,7 @@
 // boundary's share of trainEpoch.
 import { z } from 'zod';
 import { createTrainer, Dataset, Model, resolveRecipe, superLight, type Layer, type ModelSpec } from '../src/index.js';
+import { convGeometry } from '../src/spec.js';
 import { alternate, BATCH, int, SEED, stats, type Options, type PythonWorker, type Side, type Stats } from './runner.js';
 
 export const DOCUMENTED_FORWARD_MACS = 342_576;
@@ -16,16 +17,15 @@ export const TrainRun = z.object({ seconds: z.number(), cpu_seconds: z.number(),
 /** Multiply-adds of one forward pass, walking the spec (convolutions and linear layers). */
 export function forwardMacs(spec: ModelSpec): number {
   let [c, h, w] = [spec.input.channels, spec.input.height, spec.input.width];
-  const walk = (layers: Layer[]): number => {
+  const walk = (layers: Layer[], path: string): number => {
     let macs = 0;
-    for (const l of layers) {
+    for (const [i, l] of layers.entries()) {
       switch (l.type) {
         case 'conv2d': {
-          const s = l.stride ?? 1;
-          const p = l.padding ?? 0;
-          h = Math.floor((h + 2 * p - l.kernel) / s) + 1;
-          w = Math.floor((w + 2 * p - l.kernel) / s) + 1;
-          macs += l.out * l.in * l.kernel * l.kernel * h * w;
+          const { kernel, stride, padding, dilation } = convGeometry(l, `${path}[${i}]`);
+          h = Math.floor((h + 2 * padding[0] - dilation[0] * (kernel[0] - 1) - 1) / stride[0]) + 1;
+          w = Math.floor((w + 2 * padding[1] - dilation[1] * (kernel[1] - 1) - 1) / stride[1]) + 1;
+          macs += ((l.out * l.in) / (l.groups ?? 1)) * kernel[0] * kernel[1] * h * w;
           c = l.out;
           break;
         }
@@ -47,7 +47,7 @@ export function forwardMacs(spec: ModelSpec): number {
           [c, h, w] = [l.out, 1, 1];
           break;
         case 'sequential':
-          macs += walk(l.layers);
+          macs += walk(l.layers, `${path}[${i}].layers`);
           break;
         case 'concat':
           throw new Error('forwardMacs: concat is not supported');
@@ -57,7 +57,7 @@ export function forwardMacs(spec: ModelSpec): number {
     }
     return macs;
   };
-  return walk(spec.layers);
+  return walk(spec.layers, 'spec.layers');
 }
 
 // ---------------------------------------------------------------------------------------

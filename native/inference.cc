@@ -30,9 +30,9 @@ InferenceStep FuseConv(InferencePlan& plan, const std::vector<torch::nn::AnyModu
   const LayerSpec& s = *specs[i];
   InferenceStep step;
   step.fused = true;
-  step.stride = s.stride;
-  step.padding = s.padding;
-  step.dilation = s.dilation;
+  step.stride.assign(s.stride.begin(), s.stride.end());
+  step.padding.assign(s.padding.begin(), s.padding.end());
+  step.dilation.assign(s.dilation.begin(), s.dilation.end());
   step.groups = s.groups;
   Track(plan, conv->weight);
   Track(plan, conv->bias);
@@ -61,8 +61,7 @@ InferenceStep FuseConv(InferencePlan& plan, const std::vector<torch::nn::AnyModu
   step.weight = w.contiguous();
   step.bias = b.contiguous();
   if (PrepackOp() && RunOp()) {
-    const std::vector<int64_t> stride{s.stride, s.stride}, padding{s.padding, s.padding}, dilation{s.dilation, s.dilation};
-    torch::jit::Stack stack{step.weight, step.bias, stride, padding, dilation, s.groups,
+    torch::jit::Stack stack{step.weight, step.bias, step.stride, step.padding, step.dilation, s.groups,
                             step.relu ? c10::IValue(0.0) : c10::IValue(), c10::IValue()};
     try {
       PrepackOp()->callBoxed(&stack);
@@ -111,8 +110,7 @@ at::Tensor InferencePlan::Run(at::Tensor x, std::vector<torch::nn::AnyModule>& l
       RunOp()->callBoxed(&stack);
       x = stack.at(0).toTensor();
     } else {
-      x = at::conv2d(x, step.weight, step.bias, {step.stride, step.stride}, {step.padding, step.padding}, {step.dilation, step.dilation},
-                     step.groups);
+      x = at::conv2d(x, step.weight, step.bias, step.stride, step.padding, step.dilation, step.groups);
       if (step.relu) x = x.clamp_min_(0);
     }
   }

@@ -20,7 +20,8 @@ struct InferenceStep {
   c10::IValue packed;  // XNNPACK's prepacked conv, or None: then weight/bias run through at::conv2d
   at::Tensor weight, bias;
   bool relu = false;
-  int64_t stride = 1, padding = 0, dilation = 1, groups = 1;
+  std::vector<int64_t> stride{1, 1}, padding{0, 0}, dilation{1, 1};  // [height, width]
+  int64_t groups = 1;
 };
 
 // The tensors a plan was made from, so that a plan made before the weights changed (a

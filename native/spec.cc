@@ -44,6 +44,55 @@ std::vector<int64_t> IntList(const Napi::Object& o, const char* key, const std::
   return out;
 }
 
+// A spatial size as nn.Conv2d takes it: one integer for both dimensions, or [height, width].
+// `least` is the smallest value allowed (1 for a kernel, stride or dilation, 0 for padding).
+std::array<int64_t, 2> IntPair(const Napi::Object& o, const char* key, const std::string& path, int64_t least, int64_t fallback = -1) {
+  const std::string expected =
+      path + ": '" + key + "' must be " + (least > 0 ? "a positive integer" : "an integer >= 0") + " or a [height, width] pair of them, got ";
+  if (!Has(o, key)) {
+    if (fallback < 0) throw TypeError(expected + "nothing");
+    return {fallback, fallback};
+  }
+  Napi::Value v = o.Get(key);
+  auto show = [](const Napi::Value& x) -> std::string {
+    if (x.IsNumber()) {
+      std::ostringstream n;
+      n << x.As<Napi::Number>().DoubleValue();
+      return n.str();
+    }
+    return x.IsString() ? "'" + x.As<Napi::String>().Utf8Value() + "'" : x.ToString().Utf8Value();
+  };
+  std::vector<Napi::Value> items;
+  std::string shown;
+  if (v.IsArray()) {
+    auto arr = v.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); ++i) {
+      items.push_back(arr.Get(i));
+      shown += (i ? ", " : "") + show(items.back());
+    }
+    shown = "[" + shown + "]";
+  } else {
+    items = {v, v};
+    shown = show(v);
+  }
+  for (const auto& x : items) {
+    if (!x.IsNumber()) throw TypeError(expected + shown);
+  }
+  if (items.size() != 2) throw RangeError(expected + "an array of " + std::to_string(items.size()));
+  std::array<int64_t, 2> out{};
+  for (size_t i = 0; i < 2; ++i) {
+    double d = items[i].As<Napi::Number>().DoubleValue();
+    if (d != std::floor(d) || d < least || d > 1e9) throw RangeError(expected + shown);
+    out[i] = static_cast<int64_t>(d);
+  }
+  return out;
+}
+
+// One value when both dimensions agree (as a square spec gives it), else [height, width].
+std::string PairString(const std::array<int64_t, 2>& v) {
+  return v[0] == v[1] ? std::to_string(v[0]) : "[" + std::to_string(v[0]) + ", " + std::to_string(v[1]) + "]";
+}
+
 bool IsBlock(const std::string& t) { return t == "sequential" || t == "concat" || t == "residual" || t == "scale"; }
 
 LayerSpec ParseLayer(const Napi::Value& value, const std::string& path);
@@ -81,12 +130,12 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
   if (t == "conv2d") {
     s.in = Positive(o, "in", path);
     s.out = Positive(o, "out", path);
-    s.kernel = Positive(o, "kernel", path);
-    s.stride = Positive(o, "stride", path, 1);
-    s.padding = GetInt(o, "padding", 0);
-    if (s.padding < 0) throw RangeError(path + ": 'padding' must be >= 0");
+    s.kernel = IntPair(o, "kernel", path, 1);
+    s.stride = IntPair(o, "stride", path, 1, 1);
+    // Any padding, as nn.Conv2d allows: a dilated 3x3 keeps its size with padding 2.
+    s.padding = IntPair(o, "padding", path, 0, 0);
     s.groups = Positive(o, "groups", path, 1);
-    s.dilation = Positive(o, "dilation", path, 1);
+    s.dilation = IntPair(o, "dilation", path, 1, 1);
     if (s.in % s.groups != 0 || s.out % s.groups != 0) {
       throw RangeError(path + ": 'groups' " + std::to_string(s.groups) + " must divide both 'in' (" + std::to_string(s.in) + ") and 'out' (" +
                        std::to_string(s.out) + ")");
@@ -115,10 +164,13 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
     s.mode = GetString(o, "mode", "row");
     if (s.mode != "row" && s.mode != "batch") throw RangeError(path + ": stochastic depth 'mode' must be 'row' or 'batch', got '" + s.mode + "'");
   } else if (t == "maxpool2d" || t == "avgpool2d") {
-    s.kernel = Positive(o, "kernel", path);
-    s.stride = Positive(o, "stride", path, s.kernel);
-    s.padding = GetInt(o, "padding", 0);
-    if (s.padding < 0 || 2 * s.padding > s.kernel) throw RangeError(path + ": 'padding' must be between 0 and half the kernel");
+    const int64_t kernel = Positive(o, "kernel", path);
+    const int64_t stride = Positive(o, "stride", path, kernel);
+    const int64_t padding = GetInt(o, "padding", 0);
+    if (padding < 0 || 2 * padding > kernel) throw RangeError(path + ": 'padding' must be between 0 and half the kernel");
+    s.kernel = {kernel, kernel};
+    s.stride = {stride, stride};
+    s.padding = {padding, padding};
     s.ceil = GetBool(o, "ceil", false);
   } else if (t == "adaptiveavgpool2d") {
     Napi::Value out = o.Get("output");
@@ -268,8 +320,12 @@ torch::nn::AnyModule Build(const LayerSpec& s, torch::nn::Module& owner) {
     return nn::AnyModule(module);
   };
   if (t == "conv2d") {
-    return leaf(nn::Conv2d(
-        nn::Conv2dOptions(s.in, s.out, s.kernel).stride(s.stride).padding(s.padding).groups(s.groups).dilation(s.dilation).bias(s.bias)));
+    return leaf(nn::Conv2d(nn::Conv2dOptions(s.in, s.out, s.kernel)
+                               .stride(s.stride)
+                               .padding(torch::ExpandingArray<2>(s.padding))
+                               .groups(s.groups)
+                               .dilation(s.dilation)
+                               .bias(s.bias)));
   }
   auto momentum = [&]() -> c10::optional<double> { return s.hasMomentum ? c10::optional<double>(s.momentum) : c10::nullopt; };
   if (t == "batchnorm2d") return leaf(nn::BatchNorm2d(nn::BatchNorm2dOptions(s.in).eps(s.eps).momentum(momentum())));
@@ -354,13 +410,15 @@ std::string LayerSpec::Describe() const {
   if (!name.empty()) d << " '" << name << "'";
   d << " (" << type;
   if (type == "conv2d") {
-    d << " " << in << "->" << out << ", kernel " << kernel << ", stride " << stride << ", padding " << padding;
+    d << " " << in << "->" << out << ", kernel " << PairString(kernel) << ", stride " << PairString(stride) << ", padding "
+      << PairString(padding);
+    if (dilation[0] != 1 || dilation[1] != 1) d << ", dilation " << PairString(dilation);
     if (groups != 1) d << ", groups " << groups;
   }
   if (type == "linear") d << " " << in << "->" << out;
   if (type == "batchnorm2d" || type == "batchnorm1d" || type == "layernorm") d << " " << in;
   if (type == "multiheadattention" || type == "transformerencoderlayer") d << " dim " << in << ", " << heads << " heads";
-  if (type == "maxpool2d" || type == "avgpool2d") d << " kernel " << kernel << ", stride " << stride;
+  if (type == "maxpool2d" || type == "avgpool2d") d << " kernel " << kernel[0] << ", stride " << stride[0];
   d << ")";
   return d.str();
 }
@@ -424,13 +482,20 @@ at::Tensor SequentialImpl::forward(at::Tensor x) {
                        ShapeString(x.sizes()) +
                        (x.dim() > 2 && s.type == "linear" ? " (add a flatten layer before it)" : ""));
     }
-    const int64_t reach = s.dilation * (s.kernel - 1) + 1;
-    if (s.type == "conv2d" && x.dim() == 4 && (x.size(2) + 2 * s.padding < reach || x.size(3) + 2 * s.padding < reach)) {
-      throw RangeError(s.Describe() + ": kernel " + std::to_string(s.kernel) + "x" + std::to_string(s.kernel) +
-                       " is larger than its padded input " + ShapeString(x.sizes()));
+    if (s.type == "conv2d" && x.dim() == 4) {
+      // Per dimension: a 3x1 kernel fits an input one pixel wide.
+      const int64_t reachH = s.dilation[0] * (s.kernel[0] - 1) + 1, reachW = s.dilation[1] * (s.kernel[1] - 1) + 1;
+      const int64_t paddedH = x.size(2) + 2 * s.padding[0], paddedW = x.size(3) + 2 * s.padding[1];
+      if (paddedH < reachH || paddedW < reachW) {
+        const bool dilated = s.dilation[0] != 1 || s.dilation[1] != 1;
+        throw RangeError(s.Describe() + ": kernel " + std::to_string(s.kernel[0]) + "x" + std::to_string(s.kernel[1]) +
+                         (dilated ? " (dilated " + std::to_string(reachH) + "x" + std::to_string(reachW) + ")" : "") +
+                         " is larger than its padded input " + ShapeString(x.sizes()) + " (padded " + std::to_string(paddedH) + "x" +
+                         std::to_string(paddedW) + ")");
+      }
     }
     if ((s.type == "maxpool2d" || s.type == "avgpool2d") && !s.ceil && x.dim() == 4 &&
-        (x.size(2) + 2 * s.padding < s.kernel || x.size(3) + 2 * s.padding < s.kernel)) {
+        (x.size(2) + 2 * s.padding[0] < s.kernel[0] || x.size(3) + 2 * s.padding[1] < s.kernel[1])) {
       throw RangeError(s.Describe() + ": pooling window is larger than its input " + ShapeString(x.sizes()));
     }
     try {

@@ -7,6 +7,7 @@
 #include <napi.h>
 #include <torch/torch.h>
 
+#include <array>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,7 +22,9 @@ struct LayerSpec {
   std::string path;  // where the layer sits in the spec, for error messages
   std::string name;  // its key in the parent module; empty: the next free index
   bool inlined = false;  // a block whose layers register on the enclosing module
-  int64_t in = 0, out = 0, kernel = 0, stride = 0, padding = 0, groups = 1, dilation = 1;
+  int64_t in = 0, out = 0, groups = 1;
+  // [height, width], as nn.Conv2d keeps them; a square pooling window has both equal.
+  std::array<int64_t, 2> kernel{0, 0}, stride{0, 0}, padding{0, 0}, dilation{1, 1};
   bool bias = true, ceil = false;
   double p = 0, eps = 1e-5, momentum = 0.1;
   bool hasMomentum = true;  // false: BatchNorm's cumulative average (momentum null)

@@ -21,25 +21,37 @@ checks them against torchlet's models (weights both ways, equal logits).
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Tuple, Union
 
 from torch import nn
 
 
-def _bn_block(in_c: int, out_c: int, kernel: int, padding: int = 0) -> List[nn.Module]:
+Size = Union[int, Tuple[int, int]]
+
+
+def _bn_block(in_c: int, out_c: int, kernel: Size, padding: Size = 0) -> List[nn.Module]:
     return [nn.Conv2d(in_c, out_c, kernel, padding=padding, bias=False), nn.BatchNorm2d(out_c), nn.ReLU()]
 
 
-def _tiny(widths: List[int], squeeze: int | None) -> nn.Sequential:
-    """widths: [c1, c2, c3, ...]: c1 padded 3x3, c2 3x3, max-pool, (1x1 squeeze), then 3x3s."""
+def _tiny(widths: List[int], squeeze: int | None, factorized: bool = False) -> nn.Sequential:
+    """widths: [c1, c2, c3, ...]: c1 padded 3x3, c2 3x3, max-pool, (1x1 squeeze), then 3x3s.
+
+    factorized: each 3x3 is a 3x1 then a 1x3 convolution, each with its batch norm and ReLU.
+    """
+
+    def unit(in_c: int, out_c: int, padding: int = 0) -> List[nn.Module]:
+        if not factorized:
+            return _bn_block(in_c, out_c, 3, padding)
+        return [*_bn_block(in_c, out_c, (3, 1), (padding, 0)), *_bn_block(out_c, out_c, (1, 3), (0, padding))]
+
     c1, c2, *rest = widths
-    layers: List[nn.Module] = [*_bn_block(1, c1, 3, 1), *_bn_block(c1, c2, 3), nn.MaxPool2d(2)]
+    layers: List[nn.Module] = [*unit(1, c1, 1), *unit(c1, c2), nn.MaxPool2d(2)]
     prev = c2
     if squeeze is not None:
         layers += _bn_block(prev, squeeze, 1)
         prev = squeeze
     for c in rest:
-        layers += _bn_block(prev, c, 3)
+        layers += unit(prev, c)
         prev = c
     layers += [nn.AdaptiveAvgPool2d(1), nn.Conv2d(prev, 10, 1), nn.Flatten(), nn.LogSoftmax(dim=1)]
     return nn.Sequential(*layers)
@@ -49,4 +61,10 @@ MODELS: Dict[str, Callable[[], nn.Sequential]] = {
     "tiny8k": lambda: _tiny([8, 16, 16, 16, 16], squeeze=10),
     "tiny5k": lambda: _tiny([8, 10, 12, 12, 12], squeeze=8),
     "tiny2k": lambda: _tiny([4, 8, 8, 10], squeeze=None),
+}
+
+# Factorized variants (3x1 + 1x3 for every 3x3), twins of ``tinyNet(..., { factorized: true })``
+# in src/models.ts: tiny8k's widths, as tests/tiny.test.ts builds it.
+FACTORIZED: Dict[str, Callable[[], nn.Sequential]] = {
+    "tiny8k_factorized": lambda: _tiny([8, 16, 16, 16, 16], squeeze=10, factorized=True),
 }

@@ -5,8 +5,8 @@ to MNIST the way people do: ``num_classes=10``, and the first convolution replac
 with ``channels`` inputs and the same kernel, stride, padding and bias. ``SimpleConvNet`` is
 pytorch/examples' MNIST ``Net``; ``ParallelCNN`` the parallel-branch CNN described in
 ``src/zoo/parallel-cnn.ts``; ``ViT`` a small Vision Transformer made of torch's own
-``nn.TransformerEncoderLayer``; the tiny family (``tiny8k``, ``tiny5k``, ``tiny2k``) comes from
-``tiny_models.py``. Their state_dict keys are the ones torchlet saves and loads::
+``nn.TransformerEncoderLayer``; the tiny family (``tiny8k``, ``tiny5k``, ``tiny2k``) and its
+factorized variant (``tiny8k_factorized``: 3x1 + 1x3 convolutions) come from ``tiny_models.py``. Their state_dict keys are the ones torchlet saves and loads::
 
     import torch
     from zoo import build, load, normalise
@@ -36,6 +36,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
+from tiny_models import FACTORIZED
 from tiny_models import MODELS as TINY
 
 MNIST_MEAN = 0.1307
@@ -151,7 +152,7 @@ MODELS: Dict[str, Callable[..., nn.Module]] = {
     **{name: _torchvision(name) for name in TORCHVISION},
     # The tiny family (src/models.ts), so that the interop tests and the MAC count cover it;
     # without its final log-softmax, to give logits like every model here.
-    **{name: (lambda tiny=tiny: tiny()[:-1]) for name, tiny in TINY.items()},
+    **{name: (lambda tiny=tiny: tiny()[:-1]) for name, tiny in {**TINY, **FACTORIZED}.items()},
 }
 
 

@@ -11,7 +11,7 @@ export type {
   TrainerOptions,
 } from './native.js';
 export { layers, defineModel, countParams, MNIST_INPUT } from './spec.js';
-export type { Layer, LayerBody, Block, Activation, ModelSpec, InputSpec } from './spec.js';
+export type { Layer, LayerBody, Block, Activation, ModelSpec, InputSpec, Size2d } from './spec.js';
 // `models`: the three released reference models; `allModels`: those and the zoo, at MNIST defaults.
 export { models, light, lightest, superLight, DOCUMENTED_PARAMS } from './models.js';
 export type { ModelName } from './models.js';

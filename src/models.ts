@@ -1,6 +1,6 @@
 // The three reference architectures. Every 3x3 conv has padding 0 and a bias; every
 // dropout is 0.05; the output is log-probabilities, trained with NLL.
-import { defineModel, layers as L, type Layer, type ModelSpec } from './spec.js';
+import { defineModel, layers as L, type Layer, type ModelSpec, type Size2d } from './spec.js';
 
 const P = 0.05;
 
@@ -67,7 +67,7 @@ export function isModelName(name: string): name is ModelName {
 }
 
 /** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU. */
-function bnBlock(inC: number, outC: number, kernel: number, padding = 0): Layer[] {
+function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0): Layer[] {
   return [L.conv2d(inC, outC, kernel, { padding, bias: false }), L.batchNorm2d(outC), L.relu()];
 }
 
@@ -77,13 +77,19 @@ function bnBlock(inC: number, outC: number, kernel: number, padding = 0): Layer[
  * layout of the best published sub-10k run. The first conv pads so that the edge strokes of
  * 28x28 digits reach two 3x3 layers before the pool. `widths`: [padded 3x3, 3x3, (pool,
  * squeeze,) 3x3 ...]; python/tiny_models.py builds the same from the same numbers.
+ * `factorized`: each 3x3 becomes a 3x1 then a 1x3, each with its batch norm and ReLU (the
+ * same receptive field and output size, 6*in*out weights instead of 9*in*out when in = out).
  */
-export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null): ModelSpec {
+export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null, options: { factorized?: boolean } = {}): ModelSpec {
   const [c1, c2, ...rest] = widths;
-  const body: Layer[] = [...bnBlock(1, c1, 3, 1), ...bnBlock(c1, c2, 3), L.maxPool2d(2)];
+  const unit = (inC: number, outC: number, kernel: number, padding = 0): Layer[] =>
+    options.factorized === true && kernel === 3
+      ? [...bnBlock(inC, outC, [3, 1], [padding, 0]), ...bnBlock(outC, outC, [1, 3], [0, padding])]
+      : bnBlock(inC, outC, kernel, padding);
+  const body: Layer[] = [...unit(1, c1, 3, 1), ...unit(c1, c2, 3), L.maxPool2d(2)];
   let prev = c2;
   for (const [c, k] of [...(squeeze === null ? [] : [[squeeze, 1]]), ...rest.map((c) => [c, 3])] as [number, number][]) {
-    body.push(...bnBlock(prev, c, k));
+    body.push(...unit(prev, c, k));
     prev = c;
   }
   return defineModel(name, [...body, L.adaptiveAvgPool2d(1), L.conv2d(prev, 10, 1), L.flatten(), L.logSoftmax()]);
@@ -95,6 +101,13 @@ export const tiny8k = tinyNet('tiny8k', [8, 16, 16, 16, 16], 10);
 export const tiny5k = tinyNet('tiny5k', [8, 10, 12, 12, 12], 8);
 /** 1,790 parameters: no squeeze, two 3x3s after the pool (13 -> 11 -> 9). */
 export const tiny2k = tinyNet('tiny2k', [4, 8, 8, 10], null);
+
+/**
+ * tiny8k with every 3x3 factorized into a 3x1 and a 1x3 (6,326 parameters, not 7,766): the
+ * non-square kernels end to end (PyTorch twin, ONNX export) in the tests, not a member of the
+ * family; python/tiny_models.py's FACTORIZED builds its twin.
+ */
+export const tinyFactorized = { tiny8k_factorized: tinyNet('tiny8k_factorized', [8, 16, 16, 16, 16], 10, { factorized: true }) } as const;
 
 /** The tiny family, trainable by name before their weights are released. */
 export const tinyModels = { tiny8k, tiny5k, tiny2k } as const;

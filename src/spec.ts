@@ -18,11 +18,15 @@ export type Block =
   /** x * layers(x): channel-wise scaling by a branch (squeeze-and-excitation). */
   | { type: 'scale'; layers: Layer[]; inline?: boolean };
 
+/** A spatial size as PyTorch's nn.Conv2d takes it: one number for both dimensions, or [height, width]. */
+export type Size2d = number | [number, number];
+
 export type Activation = 'relu' | 'relu6' | 'hardswish' | 'hardsigmoid' | 'silu' | 'gelu' | 'sigmoid';
 
 export type LayerBody =
   | Block
-  | { type: 'conv2d'; in: number; out: number; kernel: number; stride?: number; padding?: number; groups?: number; dilation?: number; bias?: boolean }
+  /** kernel, stride, padding and dilation: one number, or [height, width] (a 3x1 kernel is [3, 1]). */
+  | { type: 'conv2d'; in: number; out: number; kernel: Size2d; stride?: Size2d; padding?: Size2d; groups?: number; dilation?: Size2d; bias?: boolean }
   /** momentum null: a cumulative moving average, as PyTorch's momentum=None. */
   | { type: 'batchnorm2d' | 'batchnorm1d'; features: number; eps?: number; momentum?: number | null }
   | { type: 'layernorm'; features: number; eps?: number }
@@ -77,13 +81,14 @@ export interface ModelSpec {
   layers: Layer[];
 }
 
-type ConvOptions = { stride?: number; padding?: number; groups?: number; dilation?: number; bias?: boolean };
+type ConvOptions = { stride?: Size2d; padding?: Size2d; groups?: number; dilation?: Size2d; bias?: boolean };
 type PoolOptions = { padding?: number; ceil?: boolean };
 type NormOptions = { eps?: number; momentum?: number | null };
 
 /** Builders for layers, so specs read like PyTorch's nn modules. */
 export const layers = {
-  conv2d: (inChannels: number, outChannels: number, kernel: number, options: ConvOptions = {}): Layer => ({
+  /** kernel, stride, padding and dilation as nn.Conv2d takes them: conv2d(8, 8, [3, 1], { padding: [1, 0] }). */
+  conv2d: (inChannels: number, outChannels: number, kernel: Size2d, options: ConvOptions = {}): Layer => ({
     type: 'conv2d',
     in: inChannels,
     out: outChannels,
@@ -159,11 +164,46 @@ export function defineModel(name: string, layerList: Layer[], input: InputSpec =
   return { name, input, layers: layerList };
 }
 
-function layerParams(layer: Layer): number {
-  const sum = (list: Layer[]): number => list.reduce((n, l) => n + layerParams(l), 0);
+/** A conv2d's geometry, each field as [height, width]. */
+export interface ConvGeometry {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+}
+
+/** A Size2d as [height, width], checked as native/spec.cc checks it; `least` is 1 for a kernel, stride or dilation, 0 for padding. */
+function sizePair(value: unknown, key: string, least: number, path: string): [number, number] {
+  const items: unknown[] = Array.isArray(value) ? value : [value, value];
+  const show = (v: unknown): string => (typeof v === 'string' ? `'${v}'` : String(v));
+  const shown = Array.isArray(value) ? `[${value.map(show).join(', ')}]` : show(value);
+  const expected = `${path}: '${key}' must be ${least > 0 ? 'a positive integer' : 'an integer >= 0'} or a [height, width] pair of them, got `;
+  if (!items.every((v) => typeof v === 'number')) throw new TypeError(expected + shown);
+  const [h, w] = items as number[];
+  if (items.length !== 2 || h === undefined || w === undefined) throw new RangeError(`${expected}an array of ${items.length}`);
+  if (![h, w].every((v) => Number.isInteger(v) && v >= least)) throw new RangeError(expected + shown);
+  return [h, w];
+}
+
+/** kernel, stride, padding and dilation of a conv2d layer at `path`, with PyTorch's defaults, each as [height, width]. */
+export function convGeometry(layer: Layer & { type: 'conv2d' }, path: string): ConvGeometry {
+  // Only a missing field takes the default: null is refused, as native/spec.cc refuses it.
+  const field = (key: 'stride' | 'padding' | 'dilation', fallback: number): unknown => (layer[key] === undefined ? fallback : layer[key]);
+  return {
+    kernel: sizePair(layer.kernel, 'kernel', 1, path),
+    stride: sizePair(field('stride', 1), 'stride', 1, path),
+    padding: sizePair(field('padding', 0), 'padding', 0, path),
+    dilation: sizePair(field('dilation', 1), 'dilation', 1, path),
+  };
+}
+
+function layerParams(layer: Layer, path: string): number {
+  const sum = (list: Layer[], key: string): number => list.reduce((n, l, i) => n + layerParams(l, `${path}.${key}[${i}]`), 0);
   switch (layer.type) {
-    case 'conv2d':
-      return (layer.out * layer.in * layer.kernel * layer.kernel) / (layer.groups ?? 1) + (layer.bias === false ? 0 : layer.out);
+    case 'conv2d': {
+      const [kh, kw] = convGeometry(layer, path).kernel;
+      return (layer.out * layer.in * kh * kw) / (layer.groups ?? 1) + (layer.bias === false ? 0 : layer.out);
+    }
     case 'batchnorm2d':
     case 'batchnorm1d':
     case 'layernorm':
@@ -182,9 +222,9 @@ function layerParams(layer: Layer): number {
     case 'sequential':
     case 'residual':
     case 'scale':
-      return sum(layer.layers) + (layer.type === 'residual' && layer.shortcut ? layerParams(layer.shortcut) : 0);
+      return sum(layer.layers, 'layers') + (layer.type === 'residual' && layer.shortcut ? layerParams(layer.shortcut, `${path}.shortcut`) : 0);
     case 'concat':
-      return sum(layer.branches);
+      return sum(layer.branches, 'branches');
     default:
       return 0;
   }
@@ -192,5 +232,5 @@ function layerParams(layer: Layer): number {
 
 /** Trainable parameters, counted from the spec alone (BatchNorm running statistics are buffers, not parameters). */
 export function countParams(spec: ModelSpec): number {
-  return spec.layers.reduce((n, l) => n + layerParams(l), 0);
+  return spec.layers.reduce((n, l, i) => n + layerParams(l, `spec.layers[${i}]`), 0);
 }

@@ -2,12 +2,14 @@
 // conv takes in the batch norm and ReLU after it, and runs through XNNPACK. The plan must
 // give what the layers give unfolded (evaluation and batches over 64 run them so), and must
 // never run on weights older than the model's: after a load or a training step it is made
-// again.
+// again. Non-square convolutions (3x1 + 1x3, per-dimension strides, paddings and dilations)
+// go through the plan too.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dataset, Model, models, train } from '../src/index.js';
+import { Dataset, defineModel, layers as L, Model, models, train } from '../src/index.js';
+import { tinyFactorized } from '../src/models.js';
 import { loadRawDataset } from '../src/data/mnist.js';
 import { releasedWeightsPath } from '../src/weights.js';
 
@@ -56,6 +58,34 @@ describe('the inference plan', () => {
       model.dispose();
     });
   }
+
+  it('gives the unfolded log-probabilities for non-square convolutions, each followed by batch norm and ReLU', async () => {
+    const nonSquare = defineModel('non_square', [
+      L.conv2d(1, 6, [3, 1], { padding: [1, 0], bias: false }),
+      L.batchNorm2d(6),
+      L.relu(),
+      L.conv2d(6, 6, [1, 3], { padding: [0, 1], groups: 3 }),
+      L.batchNorm2d(6),
+      L.relu(),
+      L.conv2d(6, 8, [5, 3], { stride: [2, 1], padding: [2, 0], dilation: [1, 2] }),
+      L.batchNorm2d(8),
+      L.relu(),
+      L.conv2d(8, 10, 3, { stride: [1, 2], padding: [2, 1], dilation: 2 }),
+      L.globalAvgPool(),
+      L.flatten(),
+      L.logSoftmax(),
+    ]);
+    for (const spec of [nonSquare, tinyFactorized.tiny8k_factorized]) {
+      const model = new Model(spec, { seed: 4 });
+      const data = Dataset.fromArrays(images, labels, [N, 1, 28, 28]);
+      // A training epoch, so that the batch norms folded into the convs hold real statistics.
+      await train(model, { train: data, test: data }, { epochs: 1, batchSize: 32, seed: 4, lr: 0.05, skipTrainEval: true });
+      const unfolded = model.logProbs(images);
+      for (const rows of [1, 7, 64]) expect(maxDiff(inPasses(model, rows), unfolded), `${spec.name}, passes of ${rows}`).toBeLessThan(1e-4);
+      data.dispose();
+      model.dispose();
+    }
+  });
 
   it('is made again after the weights are loaded', () => {
     const model = Model.fromFile(models.super_light, releasedWeightsPath('super_light'));

@@ -61,6 +61,29 @@ describe('model specs', () => {
     model.dispose();
   });
 
+  it('takes non-square kernels, strides, paddings and dilations as [height, width], as nn.Conv2d does', () => {
+    const spec = tiny(
+      [
+        L.conv2d(1, 4, [3, 1], { padding: [1, 0] }), // 8 x 5
+        L.conv2d(4, 4, [1, 3], { padding: [0, 1], groups: 2 }), // 8 x 5
+        L.conv2d(4, 6, [3, 2], { stride: [2, 1], padding: [1, 0], dilation: [1, 2] }), // 4 x 3
+        L.conv2d(6, 10, [4, 3]), // 1 x 1
+        L.flatten(),
+        L.logSoftmax(),
+      ],
+      { channels: 1, height: 8, width: 5 },
+    );
+    const model = new Model(spec);
+    expect(model.numParams()).toBe(countParams(spec));
+    expect(countParams(spec)).toBe(4 * 3 + 4 + (4 * 2 * 3 + 4) + (6 * 4 * 3 * 2 + 6) + (10 * 6 * 4 * 3 + 10));
+    expect(Object.values(model.stateShapes())).toEqual([[4, 1, 3, 1], [4], [4, 2, 1, 3], [4], [6, 4, 3, 2], [6], [10, 6, 4, 3], [10]]);
+    expect(model.predict(new Uint8Array(40)).probabilities).toHaveLength(10);
+    model.dispose();
+    // A 3x1 kernel fits an input one pixel wide.
+    using narrow = new Model(tiny([L.conv2d(1, 2, [3, 1]), L.flatten()], { channels: 1, height: 3, width: 1 }));
+    expect(narrow.numParams()).toBe(8);
+  });
+
   it('names concat branches by index too', () => {
     const model = new Model(tiny([L.concat(L.conv2d(1, 2, 3), L.sequential(L.conv2d(1, 1, 3), L.batchNorm2d(1))), L.globalAvgPool(), L.flatten()]));
     expect(Object.keys(model.stateShapes())).toEqual([
@@ -81,6 +104,16 @@ describe('model specs', () => {
 describe('spec errors name the layer and the shapes', () => {
   it('rejects a kernel larger than its input', () => {
     expect(() => new Model(tiny([L.conv2d(1, 2, 3), L.conv2d(2, 2, 7)]))).toThrow(/layers\[1\] \(conv2d 2->2, kernel 7.*larger than its padded input \[1, 2, 6, 6\]/);
+  });
+
+  it('rejects a non-square kernel larger than its input in either dimension', () => {
+    expect(() => new Model(tiny([L.conv2d(1, 2, [3, 9]), L.flatten()]))).toThrow(
+      /layers\[0\] \(conv2d 1->2, kernel \[3, 9\], stride 1, padding 0\): kernel 3x9 is larger than its padded input \[1, 1, 8, 8\] \(padded 8x8\)/,
+    );
+    expect(() => new Model(tiny([L.conv2d(1, 2, [11, 1], { padding: [1, 0] }), L.flatten()]))).toThrow(/kernel 11x1 is larger than its padded input \[1, 1, 8, 8\] \(padded 10x8\)/);
+    expect(() => new Model(tiny([L.conv2d(1, 2, 3, { dilation: [1, 4] }), L.flatten()]))).toThrow(
+      /\(conv2d 1->2, kernel 3, stride 1, padding 0, dilation \[1, 4\]\): kernel 3x3 \(dilated 3x9\) is larger than its padded input/,
+    );
   });
 
   it('rejects channels that do not chain', () => {
@@ -111,6 +144,30 @@ describe('spec errors name the layer and the shapes', () => {
     expect(() => new Model(tiny([L.conv2d(1, 0, 3)]))).toThrow(/'out' must be a positive integer/);
     expect(() => new Model(tiny([{ type: 'conv2d', in: '1', out: 2, kernel: 3 } as unknown as ModelSpec['layers'][number]]))).toThrow(TypeError);
     expect(() => new Model(tiny([]))).toThrow(/spec.layers is empty/);
+  });
+
+  it('rejects a malformed [height, width] pair, natively and in countParams, naming the layer and the value', () => {
+    const conv = (fields: Record<string, unknown>): ModelSpec =>
+      tiny([L.sequential(L.relu(), { type: 'conv2d', in: 1, out: 2, kernel: 3, ...fields } as unknown as ModelSpec['layers'][number]), L.flatten()]);
+    const cases: [Record<string, unknown>, string, ErrorConstructor][] = [
+      [{ kernel: [3] }, "'kernel' must be a positive integer or a [height, width] pair of them, got an array of 1", RangeError],
+      [{ kernel: [3, 1, 1] }, "'kernel' must be a positive integer or a [height, width] pair of them, got an array of 3", RangeError],
+      [{ kernel: [3, 0] }, "'kernel' must be a positive integer or a [height, width] pair of them, got [3, 0]", RangeError],
+      [{ kernel: [3, 1.5] }, "'kernel' must be a positive integer or a [height, width] pair of them, got [3, 1.5]", RangeError],
+      [{ kernel: ['3', 1] }, "'kernel' must be a positive integer or a [height, width] pair of them, got ['3', 1]", TypeError],
+      [{ stride: [1, -2] }, "'stride' must be a positive integer or a [height, width] pair of them, got [1, -2]", RangeError],
+      [{ padding: [-1, 0] }, "'padding' must be an integer >= 0 or a [height, width] pair of them, got [-1, 0]", RangeError],
+      [{ dilation: [] }, "'dilation' must be a positive integer or a [height, width] pair of them, got an array of 0", RangeError],
+      [{ dilation: 0 }, "'dilation' must be a positive integer or a [height, width] pair of them, got 0", RangeError],
+    ];
+    for (const [fields, message, type] of cases) {
+      const spec = conv(fields);
+      const expected = `spec.layers[0].layers[1]: ${message}`;
+      expect(() => new Model(spec), JSON.stringify(fields)).toThrow(expected);
+      expect(() => new Model(spec)).toThrow(type);
+      expect(() => countParams(spec), JSON.stringify(fields)).toThrow(expected);
+      expect(() => countParams(spec)).toThrow(type);
+    }
   });
 
   it('checks normalisation statistics against the channel count', () => {

@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { join } from 'node:path';
 import type { Model, StateTensor } from '../model.js';
 import { packageRoot } from '../package-root.js';
-import type { Layer, ModelSpec } from '../spec.js';
+import { convGeometry, type ConvGeometry, type Layer, type ModelSpec } from '../spec.js';
 import { GraphBuilder, type AttributeValue, type Value } from './graph.js';
 import { DataType, encodeModel, type ModelProto, type ValueInfoProto } from './schema.js';
 
@@ -128,14 +128,26 @@ function pooledSize(size: number, kernel: number, stride: number, padding: numbe
 }
 
 /** Conv, with an optional batch norm folded in: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. */
+/** The conv's geometry as [height, width] pairs; a malformed one is an export error naming the layer. */
+function geometry(layer: LayerOf<'conv2d'>, site: Site): ConvGeometry {
+  try {
+    return convGeometry(layer, site.path);
+  } catch (e) {
+    throw new OnnxExportError((e as Error).message);
+  }
+}
+
 function conv(ctx: Context, layer: LayerOf<'conv2d'>, x: Value, site: Site, bn?: { layer: LayerOf<'batchnorm2d' | 'batchnorm1d'>; site: Site }): Value {
   const [c, h, w] = expectImage(layer, x, site);
-  const stride = layer.stride ?? 1;
-  const padding = layer.padding ?? 0;
+  const { kernel, stride, padding, dilation } = geometry(layer, site);
   const groups = layer.groups ?? 1;
-  const dilation = layer.dilation ?? 1;
   if (c !== layer.in) throw new OnnxExportError(`${describe(layer, site)} expects ${layer.in} input channels, got ${c}`);
-  const kShape = [layer.out, layer.in / groups, layer.kernel, layer.kernel];
+  const oh = convSize(h, kernel[0], stride[0], padding[0], dilation[0]);
+  const ow = convSize(w, kernel[1], stride[1], padding[1], dilation[1]);
+  if (oh < 1 || ow < 1) {
+    throw new OnnxExportError(`${describe(layer, site)}: kernel ${kernel.join('x')} (dilation ${dilation.join('x')}) is larger than its input [${c}, ${h}, ${w}] padded by ${padding.join('x')}`);
+  }
+  const kShape = [layer.out, layer.in / groups, ...kernel];
   let weight = ctx.weight(site, 'weight', kShape);
   let bias = layer.bias === false ? undefined : ctx.weight(site, 'bias', [layer.out]);
   if (bn) {
@@ -154,13 +166,14 @@ function conv(ctx: Context, layer: LayerOf<'conv2d'>, x: Value, site: Site, bn?:
   const inputs = [x.name, ctx.graph.floats(`${site.prefix}weight`, kShape, weight)];
   if (bias) inputs.push(ctx.graph.floats(`${site.prefix}bias`, [layer.out], bias));
   const name = ctx.graph.node('Conv', inputs, site.path, {
-    kernel_shape: [layer.kernel, layer.kernel],
-    strides: [stride, stride],
-    pads: [padding, padding, padding, padding],
-    dilations: [dilation, dilation],
+    kernel_shape: kernel,
+    strides: stride,
+    // ONNX's pads: [top, left, bottom, right], that is [h_begin, w_begin, h_end, w_end].
+    pads: [...padding, ...padding],
+    dilations: dilation,
     group: groups,
   });
-  return { name, shape: [layer.out, convSize(h, layer.kernel, stride, padding, dilation), convSize(w, layer.kernel, stride, padding, dilation)] };
+  return { name, shape: [layer.out, oh, ow] };
 }
 
 function pool(op: 'MaxPool' | 'AveragePool') {

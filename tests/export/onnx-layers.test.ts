@@ -36,31 +36,56 @@ const everyLayer: ModelSpec = defineModel('every_layer', [
   L.logSoftmax(),
 ]);
 
+// Every conv2d field as a [height, width] pair: factorized 3x1 and 1x3 kernels, a grouped
+// one, and strides, paddings and dilations that differ per dimension.
+const nonSquare: ModelSpec = defineModel('non_square', [
+  L.conv2d(1, 6, [3, 1], { padding: [1, 0], bias: false }), // 28 x 26
+  L.batchNorm2d(6),
+  L.relu(),
+  L.conv2d(6, 6, [1, 3], { padding: [0, 1], groups: 3 }), // 28 x 26
+  L.batchNorm2d(6),
+  L.relu(),
+  L.conv2d(6, 8, [5, 3], { stride: [2, 1], padding: [2, 0], dilation: [1, 2] }), // 14 x 22
+  L.relu(),
+  L.conv2d(8, 8, 3, { stride: [1, 2], padding: [2, 1], dilation: 2 }), // 14 x 10
+  L.globalAvgPool(),
+  L.flatten(),
+  L.linear(8, 10),
+  L.logSoftmax(),
+]);
+
 const globalPool: ModelSpec = defineModel('global_pool', [L.conv2d(1, 10, 5, { stride: 2 }), L.relu(), L.globalAvgPool(), L.flatten()]);
 
 const dir = mkdtempSync(join(tmpdir(), 'torchlet-onnx-layers-'));
 let test: RawSplit;
 let model: Model;
 let reference: { logProbs: Float32Array; predictions: Uint8Array };
+let nonSquareModel: Model;
+let nonSquareReference: { logProbs: Float32Array; predictions: Uint8Array };
 const COUNT = 1000;
 
 beforeAll(async () => {
   test = (await loadRawDataset({})).test;
-  model = new Model(everyLayer, { seed: 7 });
   // A few training steps so that the batch norms hold real running statistics (a fresh
   // model's are 0 and 1, which would hide a folding mistake).
-  const train = Dataset.fromRaw({ ...test, count: 512, images: test.images.subarray(0, 512 * 784), labels: test.labels.subarray(0, 512) });
-  const trainer = createTrainer(model, resolveRecipe({ epochs: 1, batchSize: 64 }), false, train.size);
-  await trainer.trainEpoch(train.handle, 0);
-  trainer.dispose();
-  train.dispose();
-  const evalSet = Dataset.fromRaw({ ...test, count: COUNT, images: test.images.subarray(0, COUNT * 784), labels: test.labels.subarray(0, COUNT) });
-  const stats = await model.evaluate(evalSet, { logProbs: true }).finally(() => evalSet.dispose());
-  reference = { logProbs: stats.logProbs!, predictions: stats.predictions };
+  const trained = async (spec: ModelSpec, seed: number): Promise<[Model, { logProbs: Float32Array; predictions: Uint8Array }]> => {
+    const m = new Model(spec, { seed });
+    const train = Dataset.fromRaw({ ...test, count: 512, images: test.images.subarray(0, 512 * 784), labels: test.labels.subarray(0, 512) });
+    const trainer = createTrainer(m, resolveRecipe({ epochs: 1, batchSize: 64 }), false, train.size);
+    await trainer.trainEpoch(train.handle, 0);
+    trainer.dispose();
+    train.dispose();
+    const evalSet = Dataset.fromRaw({ ...test, count: COUNT, images: test.images.subarray(0, COUNT * 784), labels: test.labels.subarray(0, COUNT) });
+    const stats = await m.evaluate(evalSet, { logProbs: true }).finally(() => evalSet.dispose());
+    return [m, { logProbs: stats.logProbs!, predictions: stats.predictions }];
+  };
+  [model, reference] = await trained(everyLayer, 7);
+  [nonSquareModel, nonSquareReference] = await trained(nonSquare, 8);
 });
 
 afterAll(() => {
   model.dispose();
+  nonSquareModel.dispose();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -115,6 +140,49 @@ describe('a spec using every layer type', () => {
       expect(Array.from(some)).toEqual(Array.from(all.subarray(0, n * 10)));
     }
     await s.release();
+  });
+});
+
+describe('non-square kernels, strides, paddings and dilations', () => {
+  it('map to per-dimension Conv attributes', () => {
+    const convs = decodeModel(toOnnx(nonSquare, nonSquareModel.stateTensors())).graph.node.filter((n) => n.op_type === 'Conv');
+    const attributes = convs.map((n) => Object.fromEntries(n.attribute.filter((a) => a.name !== 'group').map((a) => [a.name, (a.ints ?? []).map(Number)])));
+    expect(attributes).toEqual([
+      { kernel_shape: [3, 1], strides: [1, 1], pads: [1, 0, 1, 0], dilations: [1, 1] },
+      { kernel_shape: [1, 3], strides: [1, 1], pads: [0, 1, 0, 1], dilations: [1, 1] },
+      { kernel_shape: [5, 3], strides: [2, 1], pads: [2, 0, 2, 0], dilations: [1, 2] },
+      { kernel_shape: [3, 3], strides: [1, 2], pads: [2, 1, 2, 1], dilations: [2, 2] },
+    ]);
+  });
+
+  const variants = { folded: {}, unfolded: { foldBatchNorm: false } } as const;
+
+  it(`run in onnxruntime-web like torchlet (${COUNT} images, folded and unfolded)`, async () => {
+    for (const [name, options] of Object.entries(variants)) {
+      const r = await agreement(toOnnx(nonSquare, nonSquareModel.stateTensors(), options), nonSquare, test.images, nonSquareReference, { count: COUNT });
+      console.log(`non_square ${name}: max |log-prob delta| ${r.maxDelta.toExponential(2)} over ${r.count} images`);
+      expect(r.maxDelta).toBeLessThan(LOGPROB_TOLERANCE);
+      expect(r.samePredictions).toBe(true);
+    }
+  });
+
+  it.skipIf(missing(hasPythonOnnx, '/usr/bin/python3 with onnx (python3-onnx)'))('pass the checker and strict shape inference, folded and unfolded', () => {
+    const files = Object.entries(variants).map(([name, options]) => {
+      const file = join(dir, `non-square-${name}.onnx`);
+      exportOnnx(nonSquareModel, file, options);
+      return file;
+    });
+    for (const r of checkOnnx(files)) {
+      expect(r.error).toBeUndefined();
+      expect(Object.values(r.outputs!)).toEqual([['batch', 10]]);
+    }
+  });
+
+  it('a malformed pair, or a kernel larger than its input in one dimension, is an export error naming the layer', () => {
+    const bad = defineModel('bad', [L.conv2d(1, 2, [3, 0]), L.flatten()]);
+    expect(() => toOnnx(bad, {})).toThrow(new OnnxExportError("layers[0]: 'kernel' must be a positive integer or a [height, width] pair of them, got [3, 0]"));
+    const tall = defineModel('tall', [L.conv2d(1, 2, [29, 1]), L.flatten()]);
+    expect(() => toOnnx(tall, {})).toThrow("layers[0] (conv2d): kernel 29x1 (dilation 1x1) is larger than its input [1, 28, 28] padded by 0x0");
   });
 });
 

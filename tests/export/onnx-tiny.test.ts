@@ -2,12 +2,13 @@
 // briefly (two epochs of 2,048 images) so that their batch norms hold real statistics,
 // exported folded, unfolded and with the preprocessing baked in, checked by python3-onnx, and
 // run by onnxruntime-web against torchlet on all 10,000 MNIST test images (folded; the other
-// variants on 2,000).
+// variants on 2,000). tiny8k factorized into 3x1 + 1x3 convolutions goes the same way: its
+// non-square kernels and paddings become per-dimension kernel_shape and pads.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadMnist, Model, toOnnx, train, type OnnxExportOptions } from '../../src/index.js';
-import { tinyModels } from '../../src/models.js';
+import { tinyFactorized, tinyModels } from '../../src/models.js';
 import { LOGPROB_TOLERANCE, agreement, checkOnnx, exportTestBed, hasPythonOnnx } from '../helpers/onnx.js';
 import { missing } from '../helpers/requires.js';
 
@@ -22,9 +23,11 @@ const VARIANTS: [string, OnnxExportOptions, number][] = [
   ['preprocessing', { includePreprocessing: true }, 2_000],
 ];
 
-describe.each(Object.keys(tinyModels) as (keyof typeof tinyModels)[])('%s', (name) => {
+const specs = { ...tinyModels, ...tinyFactorized };
+
+describe.each(Object.keys(specs) as (keyof typeof specs)[])('%s', (name) => {
   it('exports, passes the checker, and runs in onnxruntime-web like torchlet on all 10,000 test images (folded; 2,000 for the other variants)', async () => {
-    const spec = tinyModels[name];
+    const spec = specs[name];
     const model = new Model(spec, { seed: 1 });
     const data = await loadMnist({ trainLimit: 2048, testLimit: 256 });
     try {

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { countParams, Model, type InputSpec, type Layer, type ModelSpec } from '../../src/index.js';
+import { convGeometry } from '../../src/spec.js';
 
 const LAYER_PATH = /\b(spec\.)?layers\[\d+\]/;
 
@@ -44,7 +45,16 @@ const anyLayer: fc.Arbitrary<unknown> = fc.letrec<{ layer: unknown }>((tie) => (
   layer: fc.oneof(
     { depthSize: 'small', withCrossShrink: true },
     fc.record(
-      { type: fc.constant('conv2d'), in: size(4), out: size(4), kernel: size(5), stride: size(2), padding: fc.oneof(fc.integer({ min: 0, max: 2 }), fc.constant(-1)), bias: fc.oneof(fc.boolean(), fc.constant('yes')) },
+      {
+        type: fc.constant('conv2d'),
+        in: size(4),
+        out: size(4),
+        kernel: fc.oneof(size(5), fc.tuple(size(5), size(5)), fc.constantFrom([3], [1, 2, 3], [])),
+        stride: fc.oneof(size(2), fc.tuple(size(2), size(2))),
+        padding: fc.oneof(fc.integer({ min: 0, max: 2 }), fc.constant(-1), fc.tuple(fc.integer({ min: -1, max: 2 }), fc.integer({ min: 0, max: 2 }))),
+        dilation: fc.oneof(size(2), fc.tuple(size(2), size(2))),
+        bias: fc.oneof(fc.boolean(), fc.constant('yes')),
+      },
       { requiredKeys: ['type', 'in', 'out', 'kernel'] },
     ),
     fc.record({ type: fc.constant('batchnorm2d'), features: size(4), eps: fc.double({ min: 1e-6, max: 1e-3, noNaN: true }) }, { requiredKeys: ['type', 'features'] }),
@@ -82,12 +92,16 @@ function chained(inp: InputSpec): fc.Arbitrary<Layer[]> {
       const conv = (): Layer => {
         const padding = pick(0, 1);
         const kernel = pick(1, Math.min(3, Math.min(h, w) + 2 * padding));
-        return { type: 'conv2d', in: c, out: pick(1, 4), kernel, padding };
+        if (pick(0, 2) > 0) return { type: 'conv2d', in: c, out: pick(1, 4), kernel, padding };
+        // Non-square: [height, width] pairs (3x1 and 1x3 factorized convolutions).
+        const padW = pick(0, 1);
+        return { type: 'conv2d', in: c, out: pick(1, 4), kernel: [kernel, pick(1, Math.min(3, w + 2 * padW))], padding: [padding, padW] };
       };
       const apply = (l: Layer): void => {
         if (l.type === 'conv2d') {
-          h = h + 2 * (l.padding ?? 0) - l.kernel + 1;
-          w = w + 2 * (l.padding ?? 0) - l.kernel + 1;
+          const { kernel, padding } = convGeometry(l, 'chained');
+          h = h + 2 * padding[0] - kernel[0] + 1;
+          w = w + 2 * padding[1] - kernel[1] + 1;
           c = l.out;
         }
       };
@@ -119,7 +133,7 @@ function chained(inp: InputSpec): fc.Arbitrary<Layer[]> {
       }
       if (head === 'gap') out.push({ type: 'adaptiveavgpool2d', output: 1 }, { type: 'flatten' }, { type: 'linear', in: c, out: classes });
       else if (head === 'flat') out.push({ type: 'flatten' }, { type: 'linear', in: c * h * w, out: classes });
-      else out.push({ type: 'conv2d', in: c, out: classes, kernel: Math.min(h, w) }, { type: 'adaptiveavgpool2d', output: 1 }, { type: 'flatten' });
+      else out.push({ type: 'conv2d', in: c, out: classes, kernel: [h, w] }, { type: 'adaptiveavgpool2d', output: 1 }, { type: 'flatten' });
       out.push({ type: 'logsoftmax' });
       return out;
     });
