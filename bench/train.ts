@@ -3,7 +3,7 @@
 // boundary's share of trainEpoch.
 import { z } from 'zod';
 import { createTrainer, Dataset, Model, resolveRecipe, superLight, type Layer, type ModelSpec } from '../src/index.js';
-import { convGeometry } from '../src/spec.js';
+import { convGeometry, poolGeometry } from '../src/spec.js';
 import { alternate, BATCH, int, SEED, stats, type Options, type PythonWorker, type Side, type Stats } from './runner.js';
 
 export const DOCUMENTED_FORWARD_MACS = 342_576;
@@ -31,9 +31,9 @@ export function forwardMacs(spec: ModelSpec): number {
         }
         case 'maxpool2d':
         case 'avgpool2d': {
-          const s = l.stride ?? l.kernel;
-          h = Math.floor((h - l.kernel) / s) + 1;
-          w = Math.floor((w - l.kernel) / s) + 1;
+          const { kernel, stride, padding } = poolGeometry(l, `${path}[${i}]`);
+          h = Math.floor((h + 2 * padding[0] - kernel[0]) / stride[0]) + 1;
+          w = Math.floor((w + 2 * padding[1] - kernel[1]) / stride[1]) + 1;
           break;
         }
         case 'adaptiveavgpool2d':

@@ -164,13 +164,13 @@ LayerSpec ParseLayerFields(const Napi::Value& value, const std::string& path) {
     s.mode = GetString(o, "mode", "row");
     if (s.mode != "row" && s.mode != "batch") throw RangeError(path + ": stochastic depth 'mode' must be 'row' or 'batch', got '" + s.mode + "'");
   } else if (t == "maxpool2d" || t == "avgpool2d") {
-    const int64_t kernel = Positive(o, "kernel", path);
-    const int64_t stride = Positive(o, "stride", path, kernel);
-    const int64_t padding = GetInt(o, "padding", 0);
-    if (padding < 0 || 2 * padding > kernel) throw RangeError(path + ": 'padding' must be between 0 and half the kernel");
-    s.kernel = {kernel, kernel};
-    s.stride = {stride, stride};
-    s.padding = {padding, padding};
+    s.kernel = IntPair(o, "kernel", path, 1);
+    s.stride = Has(o, "stride") ? IntPair(o, "stride", path, 1) : s.kernel;
+    s.padding = IntPair(o, "padding", path, 0, 0);
+    if (2 * s.padding[0] > s.kernel[0] || 2 * s.padding[1] > s.kernel[1]) {
+      throw RangeError(path + ": 'padding' must be between 0 and half the kernel, got padding " + PairString(s.padding) + " for kernel " +
+                       PairString(s.kernel));
+    }
     s.ceil = GetBool(o, "ceil", false);
   } else if (t == "adaptiveavgpool2d") {
     Napi::Value out = o.Get("output");
@@ -418,7 +418,7 @@ std::string LayerSpec::Describe() const {
   if (type == "linear") d << " " << in << "->" << out;
   if (type == "batchnorm2d" || type == "batchnorm1d" || type == "layernorm") d << " " << in;
   if (type == "multiheadattention" || type == "transformerencoderlayer") d << " dim " << in << ", " << heads << " heads";
-  if (type == "maxpool2d" || type == "avgpool2d") d << " kernel " << kernel[0] << ", stride " << stride[0];
+  if (type == "maxpool2d" || type == "avgpool2d") d << " kernel " << PairString(kernel) << ", stride " << PairString(stride);
   d << ")";
   return d.str();
 }

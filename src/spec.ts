@@ -35,8 +35,9 @@ export type LayerBody =
   /** torchvision's StochasticDepth: drops whole rows (or the whole batch) in training, identity in eval. */
   | { type: 'stochasticdepth'; p: number; mode?: 'row' | 'batch' }
   | { type: Activation }
-  | { type: 'maxpool2d'; kernel: number; stride?: number; padding?: number; ceil?: boolean }
-  | { type: 'avgpool2d'; kernel: number; stride?: number; padding?: number; ceil?: boolean }
+  /** kernel, stride (the kernel's when omitted) and padding: one number, or [height, width]. */
+  | { type: 'maxpool2d'; kernel: Size2d; stride?: Size2d; padding?: Size2d; ceil?: boolean }
+  | { type: 'avgpool2d'; kernel: Size2d; stride?: Size2d; padding?: Size2d; ceil?: boolean }
   | { type: 'adaptiveavgpool2d'; output: number | [number, number] }
   /** torch.flatten(x, start, end); start defaults to 1, end to -1. */
   | { type: 'flatten'; start?: number; end?: number }
@@ -82,7 +83,7 @@ export interface ModelSpec {
 }
 
 type ConvOptions = { stride?: Size2d; padding?: Size2d; groups?: number; dilation?: Size2d; bias?: boolean };
-type PoolOptions = { padding?: number; ceil?: boolean };
+type PoolOptions = { padding?: Size2d; ceil?: boolean };
 type NormOptions = { eps?: number; momentum?: number | null };
 
 /** Builders for layers, so specs read like PyTorch's nn modules. */
@@ -108,13 +109,13 @@ export const layers = {
   silu: (): Layer => ({ type: 'silu' }),
   gelu: (): Layer => ({ type: 'gelu' }),
   sigmoid: (): Layer => ({ type: 'sigmoid' }),
-  maxPool2d: (kernel: number, stride?: number, options: PoolOptions = {}): Layer => ({
+  maxPool2d: (kernel: Size2d, stride?: Size2d, options: PoolOptions = {}): Layer => ({
     type: 'maxpool2d',
     kernel,
     ...(stride !== undefined && { stride }),
     ...options,
   }),
-  avgPool2d: (kernel: number, stride?: number, options: PoolOptions = {}): Layer => ({
+  avgPool2d: (kernel: Size2d, stride?: Size2d, options: PoolOptions = {}): Layer => ({
     type: 'avgpool2d',
     kernel,
     ...(stride !== undefined && { stride }),
@@ -195,6 +196,21 @@ export function convGeometry(layer: Layer & { type: 'conv2d' }, path: string): C
     padding: sizePair(field('padding', 0), 'padding', 0, path),
     dilation: sizePair(field('dilation', 1), 'dilation', 1, path),
   };
+}
+
+/**
+ * kernel, stride (the kernel's when omitted) and padding of a pooling layer at `path`, each as
+ * [height, width]; the padding at most half the kernel in each dimension, as PyTorch requires.
+ */
+export function poolGeometry(layer: Layer & { type: 'maxpool2d' | 'avgpool2d' }, path: string): Omit<ConvGeometry, 'dilation'> {
+  const kernel = sizePair(layer.kernel, 'kernel', 1, path);
+  const stride = layer.stride === undefined ? kernel : sizePair(layer.stride, 'stride', 1, path);
+  const padding = sizePair(layer.padding === undefined ? 0 : layer.padding, 'padding', 0, path);
+  if (2 * padding[0] > kernel[0] || 2 * padding[1] > kernel[1]) {
+    const shown = (v: [number, number]): string => (v[0] === v[1] ? String(v[0]) : `[${v.join(', ')}]`);
+    throw new RangeError(`${path}: 'padding' must be between 0 and half the kernel, got padding ${shown(padding)} for kernel ${shown(kernel)}`);
+  }
+  return { kernel, stride, padding };
 }
 
 function layerParams(layer: Layer, path: string): number {

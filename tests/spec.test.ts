@@ -79,6 +79,9 @@ describe('model specs', () => {
     expect(Object.values(model.stateShapes())).toEqual([[4, 1, 3, 1], [4], [4, 2, 1, 3], [4], [6, 4, 3, 2], [6], [10, 6, 4, 3], [10]]);
     expect(model.predict(new Uint8Array(40)).probabilities).toHaveLength(10);
     model.dispose();
+    // Pooling windows too: 8 x 5 -> max [2, 1] -> 4 x 5 -> average [1, 3] stride [1, 2] padding [0, 1] -> 4 x 3.
+    using pooled = new Model(tiny([L.maxPool2d([2, 1]), L.avgPool2d([1, 3], [1, 2], { padding: [0, 1] }), L.conv2d(1, 10, [4, 3]), L.flatten()], { channels: 1, height: 8, width: 5 }));
+    expect(pooled.numParams()).toBe(130);
     // A 3x1 kernel fits an input one pixel wide.
     using narrow = new Model(tiny([L.conv2d(1, 2, [3, 1]), L.flatten()], { channels: 1, height: 3, width: 1 }));
     expect(narrow.numParams()).toBe(8);
@@ -114,6 +117,15 @@ describe('spec errors name the layer and the shapes', () => {
     expect(() => new Model(tiny([L.conv2d(1, 2, 3, { dilation: [1, 4] }), L.flatten()]))).toThrow(
       /\(conv2d 1->2, kernel 3, stride 1, padding 0, dilation \[1, 4\]\): kernel 3x3 \(dilated 3x9\) is larger than its padded input/,
     );
+  });
+
+  it('rejects a non-square pooling window larger than its input, or padded by more than half of it', () => {
+    expect(() => new Model(tiny([L.maxPool2d([2, 9]), L.flatten()]))).toThrow(/layers\[0\] \(maxpool2d kernel \[2, 9\], stride \[2, 9\]\): pooling window is larger than its input \[1, 1, 8, 8\]/);
+    expect(() => new Model(tiny([L.avgPool2d([3, 1], 1, { padding: [1, 1] }), L.flatten()]))).toThrow(
+      "spec.layers[0]: 'padding' must be between 0 and half the kernel, got padding 1 for kernel [3, 1]",
+    );
+    const threeDims = { type: 'maxpool2d', kernel: [2, 2, 2] } as unknown as ModelSpec['layers'][number];
+    expect(() => new Model(tiny([threeDims, L.flatten()]))).toThrow("spec.layers[0]: 'kernel' must be a positive integer or a [height, width] pair of them, got an array of 3");
   });
 
   it('rejects channels that do not chain', () => {

@@ -8,7 +8,7 @@ import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, write
 import { join } from 'node:path';
 import type { Model, StateTensor } from '../model.js';
 import { packageRoot } from '../package-root.js';
-import { convGeometry, type ConvGeometry, type Layer, type ModelSpec } from '../spec.js';
+import { convGeometry, poolGeometry, type Layer, type ModelSpec } from '../spec.js';
 import { GraphBuilder, type AttributeValue, type Value } from './graph.js';
 import { DataType, encodeModel, type ModelProto, type ValueInfoProto } from './schema.js';
 
@@ -127,19 +127,19 @@ function pooledSize(size: number, kernel: number, stride: number, padding: numbe
   return ceil && (out - 1) * stride >= size + padding ? out - 1 : out;
 }
 
-/** Conv, with an optional batch norm folded in: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. */
-/** The conv's geometry as [height, width] pairs; a malformed one is an export error naming the layer. */
-function geometry(layer: LayerOf<'conv2d'>, site: Site): ConvGeometry {
+/** A layer's geometry as [height, width] pairs; a malformed one is an export error naming the layer. */
+function geometry<T>(read: () => T): T {
   try {
-    return convGeometry(layer, site.path);
+    return read();
   } catch (e) {
     throw new OnnxExportError((e as Error).message);
   }
 }
 
+/** Conv, with an optional batch norm folded in: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta. */
 function conv(ctx: Context, layer: LayerOf<'conv2d'>, x: Value, site: Site, bn?: { layer: LayerOf<'batchnorm2d' | 'batchnorm1d'>; site: Site }): Value {
   const [c, h, w] = expectImage(layer, x, site);
-  const { kernel, stride, padding, dilation } = geometry(layer, site);
+  const { kernel, stride, padding, dilation } = geometry(() => convGeometry(layer, site.path));
   const groups = layer.groups ?? 1;
   if (c !== layer.in) throw new OnnxExportError(`${describe(layer, site)} expects ${layer.in} input channels, got ${c}`);
   const oh = convSize(h, kernel[0], stride[0], padding[0], dilation[0]);
@@ -179,22 +179,23 @@ function conv(ctx: Context, layer: LayerOf<'conv2d'>, x: Value, site: Site, bn?:
 function pool(op: 'MaxPool' | 'AveragePool') {
   return (ctx: Context, layer: LayerOf<'maxpool2d' | 'avgpool2d'>, x: Value, site: Site): Value => {
     const [c, h, w] = expectImage(layer, x, site);
-    const stride = layer.stride ?? layer.kernel;
-    const padding = layer.padding ?? 0;
+    const { kernel, stride, padding } = geometry(() => poolGeometry(layer, site.path));
     const ceil = layer.ceil === true;
-    const [oh, ow] = [h, w].map((size) => pooledSize(size, layer.kernel, stride, padding, ceil)) as [number, number];
+    const input = [h, w] as const;
+    const sizes = (f: (d: 0 | 1) => number): [number, number] => [f(0), f(1)];
+    const [oh, ow] = sizes((d) => pooledSize(input[d], kernel[d], stride[d], padding[d], ceil));
     // ONNX's ceil mode keeps a last window that starts in the right padding, PyTorch's drops
     // it; and where average windows run past the padding the two divide differently. Such
     // a layer has no exact mapping, so it is refused rather than written wrong.
-    const floor = [h, w].map((size) => pooledSize(size, layer.kernel, stride, padding, false));
-    const onnxCeil = [h, w].map((size) => Math.ceil((size + 2 * padding - layer.kernel) / stride) + 1);
+    const floor = sizes((d) => pooledSize(input[d], kernel[d], stride[d], padding[d], false));
+    const onnxCeil = sizes((d) => Math.ceil((input[d] + 2 * padding[d] - kernel[d]) / stride[d]) + 1);
     if (ceil && (onnxCeil.join() !== [oh, ow].join() || (op === 'AveragePool' && floor.join() !== [oh, ow].join()))) {
       throw new OnnxExportError(`${describe(layer, site)}: no exact ONNX mapping for ceil-mode pooling whose last window overhangs a ${h}x${w} input`);
     }
     const attributes: Record<string, number | number[]> = {
-      kernel_shape: [layer.kernel, layer.kernel],
-      strides: [stride, stride],
-      pads: [padding, padding, padding, padding],
+      kernel_shape: kernel,
+      strides: stride,
+      pads: [...padding, ...padding],
       ceil_mode: ceil ? 1 : 0,
     };
     // PyTorch's avg_pool2d counts the zero padding in the divisor by default.

@@ -36,21 +36,24 @@ const everyLayer: ModelSpec = defineModel('every_layer', [
   L.logSoftmax(),
 ]);
 
-// Every conv2d field as a [height, width] pair: factorized 3x1 and 1x3 kernels, a grouped
-// one, and strides, paddings and dilations that differ per dimension.
+// Every conv2d and pooling field as a [height, width] pair: factorized 3x1 and 1x3 kernels,
+// a grouped one, strides, paddings and dilations that differ per dimension, and pooling
+// windows that are not square.
 const nonSquare: ModelSpec = defineModel('non_square', [
   L.conv2d(1, 6, [3, 1], { padding: [1, 0], bias: false }), // 28 x 26
   L.batchNorm2d(6),
   L.relu(),
-  L.conv2d(6, 6, [1, 3], { padding: [0, 1], groups: 3 }), // 28 x 26
+  L.maxPool2d([2, 1]), // 14 x 26
+  L.conv2d(6, 6, [1, 3], { padding: [0, 1], groups: 3 }), // 14 x 26
   L.batchNorm2d(6),
   L.relu(),
-  L.conv2d(6, 12, [5, 3], { stride: [2, 1], padding: [2, 0], dilation: [1, 2] }), // 14 x 22
+  L.conv2d(6, 12, [5, 3], { stride: [2, 1], padding: [2, 0], dilation: [1, 2] }), // 7 x 22
   L.batchNorm2d(12),
   L.relu(),
-  L.conv2d(12, 16, 3, { stride: [1, 2], padding: [2, 1], dilation: 2 }), // 14 x 10
+  L.conv2d(12, 16, 3, { stride: [1, 2], padding: [2, 1], dilation: 2 }), // 7 x 10
   L.batchNorm2d(16),
   L.relu(),
+  L.avgPool2d([1, 2], [1, 2], { padding: [0, 1] }), // 7 x 6
   L.globalAvgPool(),
   L.flatten(),
   L.linear(16, 10),
@@ -147,15 +150,18 @@ describe('a spec using every layer type', () => {
   });
 });
 
-describe('non-square kernels, strides, paddings and dilations', () => {
-  it('map to per-dimension Conv attributes', () => {
-    const convs = decodeModel(toOnnx(nonSquare, nonSquareModel.stateTensors())).graph.node.filter((n) => n.op_type === 'Conv');
-    const attributes = convs.map((n) => Object.fromEntries(n.attribute.filter((a) => a.name !== 'group').map((a) => [a.name, (a.ints ?? []).map(Number)])));
+describe('non-square kernels, strides, paddings, dilations and pooling windows', () => {
+  it('map to per-dimension Conv and pooling attributes', () => {
+    const nodes = decodeModel(toOnnx(nonSquare, nonSquareModel.stateTensors())).graph.node.filter((n) => ['Conv', 'MaxPool', 'AveragePool'].includes(n.op_type));
+    const pairs = ['kernel_shape', 'strides', 'pads', 'dilations'];
+    const attributes = nodes.map((n) => [n.op_type, Object.fromEntries(n.attribute.filter((a) => pairs.includes(a.name)).map((a) => [a.name, (a.ints ?? []).map(Number)]))]);
     expect(attributes).toEqual([
-      { kernel_shape: [3, 1], strides: [1, 1], pads: [1, 0, 1, 0], dilations: [1, 1] },
-      { kernel_shape: [1, 3], strides: [1, 1], pads: [0, 1, 0, 1], dilations: [1, 1] },
-      { kernel_shape: [5, 3], strides: [2, 1], pads: [2, 0, 2, 0], dilations: [1, 2] },
-      { kernel_shape: [3, 3], strides: [1, 2], pads: [2, 1, 2, 1], dilations: [2, 2] },
+      ['Conv', { kernel_shape: [3, 1], strides: [1, 1], pads: [1, 0, 1, 0], dilations: [1, 1] }],
+      ['MaxPool', { kernel_shape: [2, 1], strides: [2, 1], pads: [0, 0, 0, 0] }],
+      ['Conv', { kernel_shape: [1, 3], strides: [1, 1], pads: [0, 1, 0, 1], dilations: [1, 1] }],
+      ['Conv', { kernel_shape: [5, 3], strides: [2, 1], pads: [2, 0, 2, 0], dilations: [1, 2] }],
+      ['Conv', { kernel_shape: [3, 3], strides: [1, 2], pads: [2, 1, 2, 1], dilations: [2, 2] }],
+      ['AveragePool', { kernel_shape: [1, 2], strides: [1, 2], pads: [0, 1, 0, 1] }],
     ]);
   });
 
@@ -185,9 +191,11 @@ describe('non-square kernels, strides, paddings and dilations', () => {
     }
   });
 
-  it('a malformed pair, or a kernel larger than its input in one dimension, is an export error naming the layer', () => {
+  it('a malformed pair, a pooling padding over half its window, or a kernel larger than its input in one dimension, is an export error naming the layer', () => {
     const bad = defineModel('bad', [L.conv2d(1, 2, [3, 0]), L.flatten()]);
     expect(() => toOnnx(bad, {})).toThrow(new OnnxExportError("layers[0]: 'kernel' must be a positive integer or a [height, width] pair of them, got [3, 0]"));
+    const pool = defineModel('pool', [L.maxPool2d([3, 1], 1, { padding: [1, 1] }), L.flatten()]);
+    expect(() => toOnnx(pool, {})).toThrow(new OnnxExportError("layers[0]: 'padding' must be between 0 and half the kernel, got padding 1 for kernel [3, 1]"));
     const tall = defineModel('tall', [L.conv2d(1, 2, [29, 1]), L.flatten()]);
     expect(() => toOnnx(tall, {})).toThrow("layers[0] (conv2d): kernel 29x1 (dilation 1x1) is larger than its input [1, 28, 28] padded by 0x0");
   });

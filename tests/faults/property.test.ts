@@ -59,7 +59,15 @@ const anyLayer: fc.Arbitrary<unknown> = fc.letrec<{ layer: unknown }>((tie) => (
     ),
     fc.record({ type: fc.constant('batchnorm2d'), features: size(4), eps: fc.double({ min: 1e-6, max: 1e-3, noNaN: true }) }, { requiredKeys: ['type', 'features'] }),
     fc.record({ type: fc.constantFrom('dropout', 'dropout2d'), p: fc.oneof(fc.double({ min: 0, max: 0.9, noNaN: true }), fc.constantFrom(1, 1.5, -0.1, 'half')) }),
-    fc.record({ type: fc.constantFrom('maxpool2d', 'avgpool2d'), kernel: size(4), stride: size(3) }, { requiredKeys: ['type', 'kernel'] }),
+    fc.record(
+      {
+        type: fc.constantFrom('maxpool2d', 'avgpool2d'),
+        kernel: fc.oneof(size(4), fc.tuple(size(4), size(4))),
+        stride: fc.oneof(size(3), fc.tuple(size(3), size(3))),
+        padding: fc.oneof(fc.integer({ min: 0, max: 2 }), fc.tuple(fc.integer({ min: -1, max: 2 }), fc.integer({ min: 0, max: 2 }))),
+      },
+      { requiredKeys: ['type', 'kernel'] },
+    ),
     fc.record({ type: fc.constant('adaptiveavgpool2d'), output: fc.oneof(size(3), fc.tuple(size(3), size(3))) }),
     fc.record({ type: fc.constant('linear'), in: size(64), out: size(10), bias: fc.boolean() }, { requiredKeys: ['type', 'in', 'out'] }),
     fc.constantFrom({ type: 'relu' }, { type: 'flatten' }, { type: 'logsoftmax' }),
