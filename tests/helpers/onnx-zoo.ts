@@ -16,10 +16,20 @@ import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
 import { Dataset } from '../../src/dataset.js';
 import { decodeModel } from '../../src/export/schema.js';
 import { Model, toOnnx, zoo, type OnnxExportOptions, type ZooName } from '../../src/index.js';
-import { LOGPROB_TOLERANCE, agreement, checkOnnx, hasPythonOnnx } from './onnx.js';
+import { agreement, checkOnnx, hasPythonOnnx } from './onnx.js';
 import { MNIST_DIR } from './cli.js';
 import { pythonHas, runPythonJson } from './python.js';
 import { missing } from './requires.js';
+
+/**
+ * The largest log-probability difference allowed, relative to the largest log-probability
+ * magnitude. Deep networks carry float32 rounding of their own: on these weights PyTorch's
+ * float32 and float64 log-probabilities differ by up to 2.3e-5 of that magnitude
+ * (efficientnet_b0, 10,000 test images), and onnxruntime-web and libtorch each round their
+ * own way (and one of them with batch norm folded). 5e-4 is 20 times the former; a wrong
+ * mapping gives differences of the order of the values themselves.
+ */
+const ZOO_LOGPROB_TOLERANCE = 5e-4;
 
 /** torchlet's log-probabilities on the first `count` test images. */
 async function reference(model: Model, test: RawSplit, count: number): Promise<{ logProbs: Float32Array; predictions: Uint8Array }> {
@@ -72,10 +82,10 @@ export function zooOnnxSuite(names: ZooName[], count: number, { folded, unfolded
           // equality of predictions covers many classes, not one answer repeated.
           expect(new Set(expected.predictions).size).toBeGreaterThanOrEqual(8);
           expect(a.samePredictions).toBe(true);
-          // Relative to the largest log-probability's magnitude (at least 1): with random
-          // weights some of these networks give log-probabilities of -100 and below, where
-          // float32 itself resolves no better than 1e-5.
-          expect(a.maxDelta / Math.max(1, spread)).toBeLessThan(LOGPROB_TOLERANCE);
+          // Relative to the largest log-probability's magnitude (at least 1): some of these
+          // networks give log-probabilities of -50 and below, where float32 resolves no
+          // better than 4e-6.
+          expect(a.maxDelta / Math.max(1, spread)).toBeLessThan(ZOO_LOGPROB_TOLERANCE);
         }
       } finally {
         model.dispose();

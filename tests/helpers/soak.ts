@@ -69,6 +69,16 @@ export function rssRise(rss: number[]): number {
   return rise;
 }
 
+/**
+ * How far the second half's highest RSS stands above the first half's (MiB). A leak keeps
+ * setting new highs; the allocator giving pages back and taking them again does not (a dip
+ * of 12 MiB and its recovery read as a slope of 1.26 MiB per 1,000 requests and failed CI).
+ */
+export function rssNewHigh(rss: number[]): number {
+  const half = Math.floor(rss.length / 2);
+  return Math.max(...rss.slice(half)) - Math.max(...rss.slice(0, half));
+}
+
 /** Least-squares slope of RSS (MiB) per round over the second half, after allocators have warmed up. */
 export function rssSlope(rss: number[]): number {
   const ys = rss.slice(Math.floor(rss.length / 2));

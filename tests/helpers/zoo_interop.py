@@ -73,7 +73,7 @@ def probe(model, last, x, labels, gain):
     f = maps.mean((2, 3)) if isinstance(last, nn.Conv2d) else maps.flatten(1)
     f = torch.cat([f, torch.ones(len(f), 1, dtype=f.dtype)], 1)
     gram = f.T @ f
-    ridge = 0.1 * gram.diagonal().mean() * torch.eye(len(gram), dtype=f.dtype)
+    ridge = 1.0 * gram.diagonal().mean() * torch.eye(len(gram), dtype=f.dtype)
     w = gain * torch.linalg.solve(gram + ridge, f.T @ F.one_hot(labels, 10).double())
     weight, bias = w[:-1].T, w[-1]
     if isinstance(last, nn.Conv2d):
@@ -98,6 +98,14 @@ def calibrate(model, x):
     with torch.no_grad():
         for chunk in x.split(200):
             model(chunk)
+        # A channel nearly constant over these images (a dead one) would have a variance near
+        # 0, and any other image that wakes it would be scaled up a hundredfold: a network so
+        # ill-conditioned that PyTorch's own float32 and float64 disagree by 1% (measured on
+        # efficientnet_b3). A floor at half the layer's median variance keeps float32
+        # rounding far below the tests' tolerance.
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.running_var.clamp_(min=0.5 * m.running_var.median().item())
     model.eval()
 
 
