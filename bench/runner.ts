@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { z } from 'zod';
+import { isReferenceBlas } from '../scripts/libtorch.mjs';
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const BENCH = join(ROOT, 'bench');
@@ -339,8 +340,7 @@ export function loadedBlas(): string {
   }
   const path = /\s(\/\S*\/libblas\.so[.\d]*)$/m.exec(maps)?.[1];
   if (!path) return 'none linked (MKL inside libtorch, or not Linux)';
-  const dir = basename(dirname(path));
-  return dir === 'blas' ? 'reference BLAS' : dir;
+  return isReferenceBlas(path) ? 'reference BLAS' : basename(dirname(path));
 }
 
 export function cpuInfo(): { model: string; flags: string[] } {

@@ -94,7 +94,12 @@ export function blasOf(found) {
   const linked = /^\s*libblas\.so\.\d+ => (\S+)/m.exec(out)?.[1];
   if (!linked) return undefined;
   const path = realpathSync(linked);
-  return { path, reference: /\/blas\/libblas\.so/.test(path) };
+  return { path, reference: isReferenceBlas(path) };
+}
+
+/** Debian installs the reference BLAS as <multiarch>/blas/libblas.so.3; OpenBLAS lives in openblas-<variant>/. */
+export function isReferenceBlas(path) {
+  return /\/blas\/libblas\.so[.\d]*$/.test(path);
 }
 
 export const REFERENCE_BLAS_HINT =
