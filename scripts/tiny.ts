@@ -57,6 +57,11 @@ const RECIPES: Record<string, TrainOptions> = {
   },
   // The reference recipe (AdamW + OneCycle at 0.01, batch 128, the reference augmentation).
   'adamw-ref': { aug: true },
+  // adamw-ref, evaluated (and released) through an EMA of the weights.
+  'adamw-ema': { aug: true, ema: { decay: 0.999 } },
+  // adamw-ref with the reference warp at half strength and no perspective: less
+  // augmentation for the smallest models, as the issue suggests.
+  'adamw-light': { aug: true, augment: { degrees: 2.5, translate: [0.025, 0.025], shear: [-2.5, 2.5], distortion: 0.1, perspectiveP: 0 } },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
