@@ -20,6 +20,8 @@
         "native/pickle_compat.cc",
         "native/dropout.cc",
         "native/batchnorm_act.cc",
+        "native/conv_crop.cc",
+        "native/cpu_kernels.cc",
         "native/inference.cc"
       ],
       "include_dirs": [

@@ -8,15 +8,25 @@
 //   npm run bench:zoo                    # 3 repetitions; bench/zoo-results.json, README table
 //   npm run bench:zoo -- --quick         # 1 repetition, fewer steps (smoke run); README untouched
 //   npm run bench:zoo -- --models vit,resnet18 --no-readme
+//   npm run bench:zoo -- --ablate         # also torchlet with each of its CPU paths switched off
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Dataset, Model, native, setThreads, zoo, type ZooName } from '../src/index.js';
+import { Dataset, Model, native, setCpuKernels, setThreads, zoo, type CpuKernels, type ZooName } from '../src/index.js';
 import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
+const ABLATION_START = '<!-- bench:zoo-ablation:start -->';
+const ABLATION_END = '<!-- bench:zoo-ablation:end -->';
+const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true };
+/** --ablate: each of torchlet's CPU paths switched off in turn (src/runtime.ts setCpuKernels). */
+const ABLATIONS: { label: string; off: Partial<CpuKernels> }[] = [
+  { label: 'no kernel crop', off: { cropConvs: false } },
+  { label: 'no fused batch norm', off: { fusedBatchNorm: false } },
+  { label: 'no channels-last (so no fused batch norm)', off: { channelsLast: false } },
+];
 const MODELS: ZooName[] = ['simple_conv_net', 'parallel_cnn', 'vit', 'resnet18', 'mobilenet_v2'];
 const CONVOLUTIONAL = new Set<ZooName>(['simple_conv_net', 'parallel_cnn', 'resnet18', 'mobilenet_v2']);
 const TRAIN_BATCH = 64;
@@ -24,6 +34,7 @@ const EVAL_BATCH = 256;
 
 export interface ZooBenchOptions {
   quick: boolean;
+  ablate: boolean;
   models: ZooName[];
   threads: number;
   reps: number;
@@ -45,6 +56,8 @@ interface Row {
   train: Figure;
   eval: Figure;
   samples: { torchlet: Samples; pytorch: Samples };
+  /** --ablate: torchlet's medians with one path off, by ABLATIONS label. */
+  ablation?: Record<string, { train: number; eval: number; samples: Samples }>;
 }
 
 interface Samples {
@@ -116,6 +129,25 @@ function markdown(rows: Row[], opts: ZooBenchOptions, load: number[]): string {
   return lines.join('\n');
 }
 
+/** torchlet's speed with each path off, as a fraction of its speed with all on, from the same run. */
+function ablationMarkdown(rows: Row[]): string {
+  const share = (v: number, all: number): string => `${int(v)} (${fixed(2)(v / all)}x)`;
+  const lines = [
+    '_From the same run (`--ablate`): torchlet\'s images/s with one of its CPU paths switched off, and in brackets that as a fraction of its speed with all on (the table above); below 1.00x the path helps._',
+    '',
+    `| model | all on: train / eval | ${ABLATIONS.map((a) => `${a.label}: train / eval`).join(' | ')} |`,
+    `|---|---:|${ABLATIONS.map(() => '---:|').join('')}`,
+  ];
+  for (const r of rows) {
+    const cells = ABLATIONS.map(({ label }) => {
+      const a = r.ablation?.[label];
+      return a === undefined ? 'not run' : `${share(a.train, r.train.torchlet)} / ${share(a.eval, r.eval.torchlet)}`;
+    });
+    lines.push(`| \`${r.model}\` | ${int(r.train.torchlet)} / ${int(r.eval.torchlet)} | ${cells.join(' | ')} |`);
+  }
+  return lines.join('\n');
+}
+
 export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
   setThreads(opts.threads);
   const load = loadavg();
@@ -133,19 +165,34 @@ export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
     rows.push(row);
     const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
     log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
+    if (opts.ablate) {
+      row.ablation = {};
+      try {
+        for (const { label, off } of ABLATIONS) {
+          setCpuKernels({ ...ALL_ON, ...off });
+          const samples = await torchlet(name, opts);
+          row.ablation[label] = { train: median(samples.train), eval: median(samples.eval), samples };
+          log(`  ${''.padEnd(16)} ${label}: train ${int(median(samples.train))}, eval ${int(median(samples.eval))} img/s`);
+        }
+      } finally {
+        setCpuKernels(ALL_ON);
+      }
+    }
   }
   writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', threads: opts.threads, blas: loadedBlas(), loadavg: load, trainSteps: opts.trainSteps, evalImages: opts.evalImages, reps: opts.reps, rows }, null, 2)}\n`);
   log(`wrote ${opts.out}`);
   if (opts.readme !== undefined && updateReadme(opts.readme, markdown(rows, opts, load), README_START, README_END)) log(`updated the zoo speed table in ${opts.readme}`);
+  if (opts.ablate && opts.readme !== undefined && updateReadme(opts.readme, ablationMarkdown(rows), ABLATION_START, ABLATION_END)) log(`updated the ablation table in ${opts.readme}`);
   return rows;
 }
 
 export function parseZooOptions(argv: string[]): ZooBenchOptions {
-  const { values, quick, out, readme } = benchArgs(argv, { models: { type: 'string' }, threads: { type: 'string' }, python: { type: 'string' } }, 'zoo-results');
+  const { values, quick, out, readme } = benchArgs(argv, { models: { type: 'string' }, threads: { type: 'string' }, python: { type: 'string' }, ablate: { type: 'boolean', default: false } }, 'zoo-results');
   const names = values.models?.split(',').map((s) => s.trim()) ?? MODELS;
   for (const n of names) if (!Object.hasOwn(zoo, n)) throw new RangeError(`--models: unknown zoo model '${n}' (known: ${Object.keys(zoo).join(', ')})`);
   return {
     quick,
+    ablate: values.ablate,
     models: names as ZooName[],
     threads: positiveInt('--threads', values.threads) ?? availableParallelism(),
     reps: quick ? 1 : 3,

@@ -11,6 +11,7 @@
 
 #include "augment.h"
 #include "batchnorm_act.h"
+#include "cpu_kernels.h"
 #include "dataset.h"
 #include "dropout.h"
 #include "ensemble.h"
@@ -40,6 +41,38 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+
+Napi::Object CpuKernelsObject(Napi::Env env) {
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("channelsLast", Kernels().channels_last.load());
+  r.Set("fusedBatchNorm", Kernels().fused_batchnorm.load());
+  r.Set("cropConvs", Kernels().crop_convs.load());
+  return r;
+}
+
+// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs? }): the switches left out keep
+// their value; returns all of them.
+Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Object o = ArgObject(info, 0, "options");
+    for (const auto& key : o.GetPropertyNames().As<Napi::Array>()) {
+      const std::string name = static_cast<Napi::Value>(key.second).As<Napi::String>();
+      if (name != "channelsLast" && name != "fusedBatchNorm" && name != "cropConvs") {
+        throw RangeError("setCpuKernels: unknown switch '" + name + "' (known: channelsLast, fusedBatchNorm, cropConvs)");
+      }
+    }
+    // All read before any is set, so that a bad value changes nothing.
+    const bool channels_last = GetBool(o, "channelsLast", Kernels().channels_last);
+    const bool fused_batchnorm = GetBool(o, "fusedBatchNorm", Kernels().fused_batchnorm);
+    const bool crop_convs = GetBool(o, "cropConvs", Kernels().crop_convs);
+    Kernels().channels_last = channels_last;
+    Kernels().fused_batchnorm = fused_batchnorm;
+    Kernels().crop_convs = crop_convs;
+    return CpuKernelsObject(info.Env());
+  });
+}
+
+Napi::Value GetCpuKernels(const Napi::CallbackInfo& info) { return CpuKernelsObject(info.Env()); }
 
 Napi::Value ParseDeviceName(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&] { return Napi::String::New(info.Env(), ParseDevice(ArgString(info, 0, "device")).str()); });
@@ -201,6 +234,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaDeviceCount", Napi::Function::New<CudaDeviceCount>(env));
   exports.Set("setNumThreads", Napi::Function::New<SetNumThreads>(env));
   exports.Set("getNumThreads", Napi::Function::New<GetNumThreads>(env));
+  exports.Set("setCpuKernels", Napi::Function::New<SetCpuKernels>(env));
+  exports.Set("getCpuKernels", Napi::Function::New<GetCpuKernels>(env));
   exports.Set("resolveDevice", Napi::Function::New<ParseDeviceName>(env));
   exports.Set("oneCycleSchedule", Napi::Function::New<OneCycleSchedule>(env));
   exports.Set("lrSchedule", Napi::Function::New<LrScheduleProbe>(env));

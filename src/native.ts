@@ -151,6 +151,16 @@ export interface NativeTrainer {
   dispose(): void;
 }
 
+/** torchlet's own CPU paths (runtime.ts setCpuKernels); all on by default. */
+export interface CpuKernels {
+  /** Convolutions take channels-last input (oneDNN's faster layout for training). */
+  channelsLast: boolean;
+  /** Batch norm + ReLU (+ dropout) as one kernel; only with channelsLast. */
+  fusedBatchNorm: boolean;
+  /** Convolution kernels cropped to the taps that reach a small input (a 3x3 on a 1x1 map runs as a 1x1). */
+  cropConvs: boolean;
+}
+
 export interface Binding {
   Model: new (spec: ModelSpec, options?: { device?: string; seed?: number }) => NativeModel;
   Dataset: new (images: Uint8Array, labels: Uint8Array, shape: [number, number, number, number]) => NativeDataset;
@@ -159,6 +169,8 @@ export interface Binding {
   cudaDeviceCount(): number;
   setNumThreads(n: number): void;
   getNumThreads(): number;
+  setCpuKernels(switches: Partial<CpuKernels>): CpuKernels;
+  getCpuKernels(): CpuKernels;
   resolveDevice(device: string): string;
   oneCycleSchedule(options: OneCycleOptions, steps: number): { lr: Float64Array; momentum: Float64Array };
   /** lr and momentum (NaN where the schedule leaves it alone) for indices 0..count-1; a plateau schedule observes metrics[i] after index i. */

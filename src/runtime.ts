@@ -1,5 +1,5 @@
 // Process-wide libtorch settings.
-import { native } from './native.js';
+import { native, type CpuKernels } from './native.js';
 
 export const cuda = {
   isAvailable: (): boolean => native().cudaIsAvailable(),
@@ -13,4 +13,18 @@ export function setThreads(n: number): void {
 
 export function getThreads(): number {
   return native().getNumThreads();
+}
+
+/**
+ * Switches torchlet's own CPU paths on or off, process-wide, for every model; the switches
+ * left out keep their value. They change how results are computed, not what they are:
+ * switch one off to measure what it gives (`npm run bench:zoo -- --ablate`) or to rule it
+ * out. Returns every switch's value.
+ */
+export function setCpuKernels(switches: Partial<CpuKernels>): CpuKernels {
+  return native().setCpuKernels(switches);
+}
+
+export function getCpuKernels(): CpuKernels {
+  return native().getCpuKernels();
 }

@@ -1,0 +1,21 @@
+// Process-wide switches for torchlet's own CPU paths, so that what each one gives can be
+// measured (bench/zoo.ts --ablate) and each can be ruled out when a result looks wrong.
+// All are on by default; they change how a result is computed, never what it is.
+#pragma once
+
+#include <atomic>
+
+namespace torchlet {
+
+struct CpuKernels {
+  // Convolutions take channels-last input (oneDNN's faster layout for their backward).
+  std::atomic<bool> channels_last{true};
+  // Batch norm + ReLU (+ dropout) as one kernel; needs channels_last.
+  std::atomic<bool> fused_batchnorm{true};
+  // Convolution kernels cropped to the taps that reach a small input (conv_crop.h).
+  std::atomic<bool> crop_convs{true};
+};
+
+CpuKernels& Kernels();
+
+}  // namespace torchlet
