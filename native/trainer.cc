@@ -173,7 +173,12 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
     at::Tensor y = labels.index_select(0, idx);
 
     const double step_lr = ApplySchedule(epoch);
-    optimizer_->zero_grad();
+    // Gradients are dropped rather than zeroed, as PyTorch 2's zero_grad() does: backward
+    // then hands each parameter its fresh gradient instead of adding it into a zeroed copy,
+    // which saved a pass over every gradient per step (parallel_cnn's are 100 MB).
+    for (auto& group : optimizer_->param_groups()) {
+      for (auto& p : group.params()) p.mutable_grad().reset();
+    }
     at::Tensor out = net->forward(x);
     at::Tensor loss = o_.loss == "nll"
                           ? torch::nll_loss(out, y)
