@@ -34,6 +34,43 @@ bool CropDim(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_
   return true;
 }
 
+// Slicing the weight inside autograd would cost two full-size zero tensors per step in
+// SliceBackward (resnet18 at 28x28: 12 ms a step, more than the crop saved there); this
+// backward writes the cropped gradient into one.
+struct CroppedConvFn : public torch::autograd::Function<CroppedConvFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias,
+                            std::vector<int64_t> taps, std::vector<int64_t> stride, std::vector<int64_t> padding,
+                            std::vector<int64_t> dilation, int64_t groups) {
+    at::Tensor w = weight.slice(2, taps[0], taps[1]).slice(3, taps[2], taps[3]).contiguous();
+    ctx->save_for_backward({x, w});
+    ctx->saved_data["taps"] = taps;
+    ctx->saved_data["stride"] = stride;
+    ctx->saved_data["padding"] = padding;
+    ctx->saved_data["dilation"] = dilation;
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["sizes"] = weight.sizes().vec();
+    // A conv without bias passes an empty tensor: autograd functions take defined inputs only.
+    const bool has_bias = bias.numel() > 0;
+    ctx->saved_data["bias"] = has_bias;
+    return at::conv2d(x, w, has_bias ? c10::optional<at::Tensor>(bias) : c10::nullopt, stride, padding, dilation, groups);
+  }
+
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &w = saved[1];
+    const std::vector<int64_t> taps = ctx->saved_data["taps"].toIntVector();
+    const bool bias = ctx->saved_data["bias"].toBool();
+    const std::vector<int64_t> bias_sizes{w.size(0)};
+    auto [gx, gw, gb] = at::convolution_backward(grads[0], x, w, bias ? at::OptionalIntArrayRef(bias_sizes) : c10::nullopt,
+                                                 ctx->saved_data["stride"].toIntVector(), ctx->saved_data["padding"].toIntVector(),
+                                                 ctx->saved_data["dilation"].toIntVector(), false, {0, 0}, ctx->saved_data["groups"].toInt(),
+                                                 {x.requires_grad(), true, bias});
+    at::Tensor full = at::zeros(ctx->saved_data["sizes"].toIntVector(), gw.options());
+    full.slice(2, taps[0], taps[1]).slice(3, taps[2], taps[3]).copy_(gw);
+    return {gx, full, bias ? gb : at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
 }  // namespace
 
 at::Tensor CroppedConv(const at::Tensor& x, const torch::nn::Conv2dImpl& conv) {
@@ -46,8 +83,14 @@ at::Tensor CroppedConv(const at::Tensor& x, const torch::nn::Conv2dImpl& conv) {
   if (!cropH && !cropW) return {};
   if (!cropH) h = {0, (*o.kernel_size())[0] - 1, (*padding)[0]};
   if (!cropW) w = {0, (*o.kernel_size())[1] - 1, (*padding)[1]};
-  at::Tensor weight = conv.weight.slice(2, h.first, h.last + 1).slice(3, w.first, w.last + 1);
-  return at::conv2d(x, weight, conv.bias, *o.stride(), {h.padding, w.padding}, *o.dilation(), o.groups());
+  std::vector<int64_t> stride(o.stride()->begin(), o.stride()->end()), dilation(o.dilation()->begin(), o.dilation()->end()),
+      pads{h.padding, w.padding};
+  if (!conv.weight.requires_grad() || !at::GradMode::is_enabled()) {
+    at::Tensor weight = conv.weight.slice(2, h.first, h.last + 1).slice(3, w.first, w.last + 1);
+    return at::conv2d(x, weight, conv.bias, stride, pads, dilation, o.groups());
+  }
+  return CroppedConvFn::apply(x, conv.weight, conv.bias.defined() ? conv.bias : at::empty({0}, conv.weight.options()), std::vector<int64_t>{h.first, h.last + 1, w.first, w.last + 1}, stride, pads, dilation,
+                              o.groups());
 }
 
 }  // namespace torchlet

@@ -5,7 +5,7 @@
 // PyTorch interop checks that tests/zoo.test.ts runs with all on: equal logits, and one SGD
 // step as close to PyTorch's exact (float64) step as its own float32 step is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { getCpuKernels, setCpuKernels, type CpuKernels } from '../src/index.js';
+import { Dataset, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, type CpuKernels } from '../src/index.js';
 import { zooInteropSuite } from './helpers/zoo-interop.js';
 
 const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true };
@@ -19,6 +19,72 @@ describe('CPU kernel switches', () => {
     expect(() => setCpuKernels({ cropConvs: true, fast: true } as Partial<CpuKernels>)).toThrow(/unknown switch 'fast'/);
     expect(() => setCpuKernels({ channelsLast: false, fusedBatchNorm: 'no' } as unknown as Partial<CpuKernels>)).toThrow(/'fusedBatchNorm' must be a boolean, got string/);
     expect(getCpuKernels()).toEqual({ ...ALL_ON, cropConvs: false });
+  });
+});
+
+// Each crop case on a 3x2 input: a stride-2 conv whose output reads two of three columns of
+// taps; a grouped, dilated, non-square kernel on a 1-pixel-wide map (one of five column
+// taps); a conv with bias on a 2x1 map (rows whole, one column of taps). The reference is
+// libtorch's own convolution with the crop switched off.
+const cropProbe = defineModel(
+  'crop_probe',
+  [
+    L.conv2d(4, 8, 3, { padding: 1 }),
+    L.conv2d(8, 8, 3, { stride: 2, padding: 1, bias: false }),
+    L.batchNorm2d(8),
+    L.relu(),
+    L.conv2d(8, 8, [3, 5], { padding: [1, 4], dilation: [1, 2], groups: 2 }),
+    L.relu(),
+    L.conv2d(8, 6, 3, { padding: 1 }),
+    L.flatten(),
+    L.linear(12, 10),
+    L.logSoftmax(),
+  ],
+  { channels: 4, height: 3, width: 2 },
+);
+
+async function cropProbeRun(cropConvs: boolean): Promise<{ logProbs: Float32Array; state: Record<string, Float32Array> }> {
+  setCpuKernels({ ...ALL_ON, cropConvs });
+  const n = 32;
+  const pixels = new Uint8Array(n * 24).map((_, i) => (i * 97 + (i >> 3) * 13) % 256);
+  const labels = new Uint8Array(n).map((_, i) => i % 10);
+  const model = new Model(cropProbe, { seed: 2 });
+  const data = Dataset.fromArrays(pixels, labels, [n, 4, 3, 2]);
+  const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, batchSize: n, seed: 1 });
+  try {
+    await trainer.trainEpoch(data.handle, 0);
+    await trainer.trainEpoch(data.handle, 1);
+    return { logProbs: model.logProbs(pixels), state: Object.fromEntries(Object.entries(model.stateTensors()).map(([k, t]) => [k, t.data])) };
+  } finally {
+    trainer.dispose();
+    data.dispose();
+    model.dispose();
+  }
+}
+
+function maxAbsDiff(a: Record<string, Float32Array>, b: Record<string, Float32Array>): number {
+  let worst = 0;
+  for (const [k, x] of Object.entries(a)) {
+    const y = b[k];
+    expect(y, k).toBeDefined();
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs((x[i] ?? 0) - (y?.[i] ?? Number.NaN)));
+  }
+  return worst;
+}
+
+describe('convolution kernels cropped to small inputs', () => {
+  afterAll(() => setCpuKernels(ALL_ON));
+
+  it('give the same log-probabilities and the same weights after two SGD steps as the whole kernels', async () => {
+    const cropped = await cropProbeRun(true);
+    const whole = await cropProbeRun(false);
+    expect(maxAbsDiff({ p: cropped.logProbs }, { p: whole.logProbs })).toBeLessThan(1e-5);
+    expect(maxAbsDiff(cropped.state, whole.state)).toBeLessThan(1e-5);
+    // The weights moved, so the comparison covers the gradients too.
+    const start = new Model(cropProbe, { seed: 2 });
+    const before = Object.fromEntries(Object.entries(start.stateTensors()).map(([k, t]) => [k, t.data]));
+    start.dispose();
+    expect(maxAbsDiff(before, whole.state)).toBeGreaterThan(1e-3);
   });
 });
 
