@@ -32,14 +32,12 @@ Requests:
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import sys
 import time
-import traceback
-from typing import Any, Callable, Dict, Optional
+from typing import Any, Dict, Optional
 
 import numpy as np
 import torch
@@ -49,6 +47,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
 from evaluate_weights import find_idx, read_idx  # noqa: E402
+from peer_protocol import serve  # noqa: E402
 from torchlet_models import MNIST_MEAN, MNIST_STD, SuperLight, count_params  # noqa: E402
 
 try:
@@ -394,36 +393,17 @@ def main() -> int:
     )
     args = parser.parse_args()
 
-    out = sys.stdout
-    sys.stdout = sys.stderr  # stray prints must not corrupt the protocol
     bench = Bench(args.data, args.threads, args.ref_threads)
-    handlers: Dict[str, Callable[[Dict[str, Any]], Dict[str, Any]]] = {
-        "hello": bench.hello,
-        "train_init": bench.train_init,
-        "train_run": bench.train_run,
-        "eval_run": bench.eval_run,
-        "predict_run": bench.predict_run,
-    }
     try:
-        while True:
-            line = sys.stdin.readline()
-            if not line:
-                break
-            if not line.strip():
-                continue
-            try:
-                req = json.loads(line)
-                cmd = req.get("cmd")
-                if cmd == "quit":
-                    break
-                handler = handlers.get(cmd)
-                if handler is None:
-                    raise ValueError(f"unknown command {cmd!r}")
-                reply = {"ok": True, "result": handler(req)}
-            except Exception as err:  # reported to run.ts, which fails the run
-                reply = {"ok": False, "error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
-            out.write(json.dumps(reply) + "\n")
-            out.flush()
+        serve(
+            {
+                "hello": bench.hello,
+                "train_init": bench.train_init,
+                "train_run": bench.train_run,
+                "eval_run": bench.eval_run,
+                "predict_run": bench.predict_run,
+            }
+        )
     finally:
         bench.close()
     return 0

@@ -222,7 +222,7 @@ export const fixed = (digits: number) => (x: number): string => x.toFixed(digits
 export const pct = (x: number): string => `${(100 * x).toFixed(2)}%`;
 
 // ---------------------------------------------------------------------------------------
-// The PyTorch side: bench/pytorch_bench.py, one long-lived process answering JSON lines
+// The PyTorch side: one long-lived process answering JSON lines (bench/peer_protocol.py)
 // ---------------------------------------------------------------------------------------
 
 export const Hello = z.object({
@@ -250,8 +250,11 @@ export class PythonWorker {
   private readonly waiting: { resolve: (line: string) => void; reject: (err: Error) => void }[] = [];
   private stderrTail = '';
   private failure: Error | undefined;
+  private readonly script: string;
 
+  /** `args[0]` is the script, a peer speaking bench/peer_protocol.py's line protocol. */
   constructor(python: string, args: string[]) {
+    this.script = relative(ROOT, args[0] ?? '');
     this.proc = spawn(python, args, {
       cwd: ROOT,
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -268,7 +271,7 @@ export class PythonWorker {
       for (const w of this.waiting.splice(0)) w.reject(this.failure);
     };
     this.proc.on('error', (err) => fail(new Error(`cannot run ${python}: ${err.message}`)));
-    this.proc.on('exit', (code, signal) => fail(new Error(`${python} bench/pytorch_bench.py exited (${signal ?? `code ${code}`}):\n${this.stderrTail}`)));
+    this.proc.on('exit', (code, signal) => fail(new Error(`${python} ${args.join(' ')} exited (${signal ?? `code ${code}`}):\n${this.stderrTail}`)));
   }
 
   async request<T>(schema: z.ZodType<T>, cmd: Record<string, unknown>): Promise<T> {
@@ -281,9 +284,9 @@ export class PythonWorker {
     try {
       reply = Reply.parse(JSON.parse(line));
     } catch {
-      throw new Error(`unexpected output from bench/pytorch_bench.py: ${line.slice(0, 500)}`);
+      throw new Error(`unexpected output from ${this.script}: ${line.slice(0, 500)}`);
     }
-    if (!reply.ok) throw new Error(`PyTorch side, ${String(cmd.cmd)}: ${reply.error}\n${reply.traceback ?? ''}`);
+    if (!reply.ok) throw new Error(`PyTorch side (${this.script}), ${String(cmd.cmd)}: ${reply.error}\n${reply.traceback ?? ''}`);
     return schema.parse(reply.result);
   }
 

@@ -9,12 +9,12 @@
 //   npm run bench:zoo -- --quick         # 1 repetition, fewer steps (smoke run); README untouched
 //   npm run bench:zoo -- --models vit,resnet18 --no-readme
 //   npm run bench:zoo -- --ablate         # also torchlet with each of its CPU paths switched off
-import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Dataset, Model, native, setCpuKernels, setThreads, zoo, type CpuKernels, type ZooName } from '../src/index.js';
-import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, ROOT, threadsText, updateReadme } from './runner.js';
+import { z } from 'zod';
+import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, PythonWorker, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
@@ -72,42 +72,82 @@ function images(n: number, seed: number): Dataset {
   return Dataset.fromArrays(pixels, labels, [n, 1, 28, 28]);
 }
 
-async function torchlet(name: ZooName, opts: ZooBenchOptions): Promise<Samples> {
-  const model = new Model(zoo[name](), { seed: 0 });
-  const trainSet = images(TRAIN_BATCH * opts.trainSteps, 1);
-  const warm = trainSet.slice(0, TRAIN_BATCH * 2);
-  const evalSet = images(opts.evalImages, 2);
-  const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 }, batchSize: TRAIN_BATCH, seed: 1 });
-  const out: Samples = { train: [], eval: [] };
-  try {
-    await trainer.trainEpoch(warm.handle, 0);
-    await model.evaluate(evalSet.slice(0, EVAL_BATCH), { batchSize: EVAL_BATCH });
-    for (let r = 0; r < opts.reps; r++) {
-      const t0 = performance.now();
-      const e = await trainer.trainEpoch(trainSet.handle, r + 1);
-      out.train.push(e.samples / ((performance.now() - t0) / 1000));
-      const t1 = performance.now();
-      const ev = await model.evaluate(evalSet, { batchSize: EVAL_BATCH });
-      out.eval.push(ev.count / ((performance.now() - t1) / 1000));
-    }
-  } finally {
-    trainer.dispose();
-    model.dispose();
-    for (const d of [trainSet, warm, evalSet]) d.dispose();
+/** torchlet's side of one model: one repetition of training and of evaluation per call. */
+class TorchletSide {
+  private readonly model: Model;
+  private readonly trainSet: Dataset;
+  private readonly evalSet: Dataset;
+  private readonly trainer;
+  private epoch = 0;
+
+  constructor(name: ZooName, opts: ZooBenchOptions) {
+    this.trainSet = images(TRAIN_BATCH * opts.trainSteps, 1);
+    this.evalSet = images(opts.evalImages, 2);
+    this.model = new Model(zoo[name](), { seed: 0 });
+    this.trainer = new (native().Trainer)(this.model.handle, { optimizer: { type: 'sgd', lr: 0.01, momentum: 0.9 }, batchSize: TRAIN_BATCH, seed: 1 });
   }
-  return out;
+
+  /** Two training steps and one evaluation batch, with the kernels as they are now. */
+  async warm(): Promise<void> {
+    const warm = this.trainSet.slice(0, TRAIN_BATCH * 2);
+    const evalWarm = this.evalSet.slice(0, EVAL_BATCH);
+    try {
+      await this.trainer.trainEpoch(warm.handle, this.epoch++);
+      await this.model.evaluate(evalWarm, { batchSize: EVAL_BATCH });
+    } finally {
+      warm.dispose();
+      evalWarm.dispose();
+    }
+  }
+
+  async rep(): Promise<{ train: number; eval: number }> {
+    const t0 = performance.now();
+    const e = await this.trainer.trainEpoch(this.trainSet.handle, this.epoch++);
+    const train = e.samples / ((performance.now() - t0) / 1000);
+    const t1 = performance.now();
+    const ev = await this.model.evaluate(this.evalSet, { batchSize: EVAL_BATCH });
+    return { train, eval: ev.count / ((performance.now() - t1) / 1000) };
+  }
+
+  dispose(): void {
+    this.trainer.dispose();
+    this.model.dispose();
+    this.trainSet.dispose();
+    this.evalSet.dispose();
+  }
 }
 
-function pytorch(name: ZooName, opts: ZooBenchOptions): Samples {
-  const request = { model: name, threads: opts.threads, train_batch: TRAIN_BATCH, train_steps: opts.trainSteps, eval_batch: EVAL_BATCH, eval_images: opts.evalImages, reps: opts.reps };
-  const r = spawnSync(opts.python, [join(ROOT, 'bench', 'zoo_peer.py')], {
-    input: JSON.stringify(request),
-    encoding: 'utf8',
-    env: { ...process.env, PYTHONPATH: join(ROOT, 'python'), PYTHONDONTWRITEBYTECODE: '1' },
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  if (r.status !== 0) throw new Error(`${opts.python} bench/zoo_peer.py (${name}) failed:\n${r.stderr}`);
-  return JSON.parse(r.stdout) as Samples;
+/**
+ * Every side of one model in turn, repetition by repetition (torchlet with all its CPU paths
+ * on, then each --ablate variant, then PyTorch), so that the machine's drift over minutes
+ * falls on every side alike.
+ */
+async function measure(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker): Promise<{ variants: Samples[]; pytorch: Samples }> {
+  const variants: Partial<CpuKernels>[] = [{}, ...(opts.ablate ? ABLATIONS.map((a) => a.off) : [])];
+  const ours = new TorchletSide(name, opts);
+  const out = { variants: variants.map((): Samples => ({ train: [], eval: [] })), pytorch: { train: [], eval: [] } as Samples };
+  try {
+    await peer.request(z.unknown(), { cmd: 'load', model: name, train_batch: TRAIN_BATCH, train_steps: opts.trainSteps, eval_batch: EVAL_BATCH, eval_images: opts.evalImages });
+    for (const v of variants) {
+      setCpuKernels({ ...ALL_ON, ...v });
+      await ours.warm();
+    }
+    for (let r = 0; r < opts.reps; r++) {
+      for (const [i, v] of variants.entries()) {
+        setCpuKernels({ ...ALL_ON, ...v });
+        const { train, eval: ev } = await ours.rep();
+        out.variants[i]?.train.push(train);
+        out.variants[i]?.eval.push(ev);
+      }
+      setCpuKernels(ALL_ON);
+      out.pytorch.train.push(await peer.request(z.number(), { cmd: 'train' }));
+      out.pytorch.eval.push(await peer.request(z.number(), { cmd: 'eval' }));
+    }
+  } finally {
+    setCpuKernels(ALL_ON);
+    ours.dispose();
+  }
+  return out;
 }
 
 const ratioOf = (f: Figure): number => f.torchlet / f.pytorch;
@@ -117,7 +157,7 @@ function markdown(rows: Row[], opts: ZooBenchOptions, load: number[]): string {
   const cpu = cpuInfo();
   const lines = [
     `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} and ${loadedBlas()} on both sides, ` +
-      `load average ${fixed(2)(load[0] ?? 0)} at the start; median of ${opts.reps} repetitions, each ${opts.trainSteps} training steps at batch ${TRAIN_BATCH} and ${int(opts.evalImages)} evaluation images at batch ${EVAL_BATCH}. ` +
+      `load average ${fixed(2)(load[0] ?? 0)} at the start; median of ${opts.reps} repetitions taken in turn with PyTorch's, each ${opts.trainSteps} training steps at batch ${TRAIN_BATCH} and ${int(opts.evalImages)} evaluation images at batch ${EVAL_BATCH}. ` +
       `Target in brackets. Every repetition is in [bench/zoo-results.json](bench/zoo-results.json)._`,
     '',
     '| model | train img/s: torchlet / PyTorch | ratio (target) | eval img/s: torchlet / PyTorch | ratio (target) |',
@@ -148,36 +188,37 @@ function ablationMarkdown(rows: Row[]): string {
   return lines.join('\n');
 }
 
+async function measureRow(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker, rows: Row[]): Promise<void> {
+  const { variants, pytorch } = await measure(name, opts, peer);
+  const ours = variants[0] ?? { train: [], eval: [] };
+  const row: Row = {
+    model: name,
+    train: { torchlet: median(ours.train), pytorch: median(pytorch.train), target: CONVOLUTIONAL.has(name) ? 1.2 : 1.0 },
+    eval: { torchlet: median(ours.eval), pytorch: median(pytorch.eval), target: 1.1 },
+    samples: { torchlet: ours, pytorch },
+  };
+  rows.push(row);
+  const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
+  log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
+  if (!opts.ablate) return;
+  row.ablation = {};
+  for (const [i, { label }] of ABLATIONS.entries()) {
+    const samples = variants[i + 1] ?? { train: [], eval: [] };
+    row.ablation[label] = { train: median(samples.train), eval: median(samples.eval), samples };
+    log(`  ${''.padEnd(16)} ${label}: train ${int(median(samples.train))}, eval ${int(median(samples.eval))} img/s`);
+  }
+}
+
 export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
   setThreads(opts.threads);
   const load = loadavg();
   log(`zoo benchmark: ${threadsText(opts.threads)}, train batch ${TRAIN_BATCH}, eval batch ${EVAL_BATCH}, ${opts.reps} repetition(s), load ${fixed(2)(load[0] ?? 0)}`);
   const rows: Row[] = [];
-  for (const name of opts.models) {
-    const ours = await torchlet(name, opts);
-    const theirs = pytorch(name, opts);
-    const row: Row = {
-      model: name,
-      train: { torchlet: median(ours.train), pytorch: median(theirs.train), target: CONVOLUTIONAL.has(name) ? 1.2 : 1.0 },
-      eval: { torchlet: median(ours.eval), pytorch: median(theirs.eval), target: 1.1 },
-      samples: { torchlet: ours, pytorch: theirs },
-    };
-    rows.push(row);
-    const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
-    log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
-    if (opts.ablate) {
-      row.ablation = {};
-      try {
-        for (const { label, off } of ABLATIONS) {
-          setCpuKernels({ ...ALL_ON, ...off });
-          const samples = await torchlet(name, opts);
-          row.ablation[label] = { train: median(samples.train), eval: median(samples.eval), samples };
-          log(`  ${''.padEnd(16)} ${label}: train ${int(median(samples.train))}, eval ${int(median(samples.eval))} img/s`);
-        }
-      } finally {
-        setCpuKernels(ALL_ON);
-      }
-    }
+  const peer = new PythonWorker(opts.python, [join(BENCH, 'zoo_peer.py'), '--threads', String(opts.threads)]);
+  try {
+    for (const name of opts.models) await measureRow(name, opts, peer, rows);
+  } finally {
+    await peer.close();
   }
   writeFileSync(opts.out, `${JSON.stringify({ date: new Date().toISOString(), mode: opts.quick ? 'quick' : 'full', threads: opts.threads, blas: loadedBlas(), loadavg: load, trainSteps: opts.trainSteps, evalImages: opts.evalImages, reps: opts.reps, rows }, null, 2)}\n`);
   log(`wrote ${opts.out}`);
@@ -195,7 +236,7 @@ export function parseZooOptions(argv: string[]): ZooBenchOptions {
     ablate: values.ablate,
     models: names as ZooName[],
     threads: positiveInt('--threads', values.threads) ?? availableParallelism(),
-    reps: quick ? 1 : 3,
+    reps: quick ? 1 : 5,
     trainSteps: quick ? 3 : 12,
     evalImages: quick ? 512 : 2048,
     python: values.python ?? '/usr/bin/python3',
