@@ -20,12 +20,13 @@ const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
 const ABLATION_START = '<!-- bench:zoo-ablation:start -->';
 const ABLATION_END = '<!-- bench:zoo-ablation:end -->';
-const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true };
+const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true };
 /** --ablate: each of torchlet's CPU paths switched off in turn (src/runtime.ts setCpuKernels). */
 const ABLATIONS: { label: string; off: Partial<CpuKernels> }[] = [
   { label: 'no kernel crop', off: { cropConvs: false } },
   { label: 'no fused batch norm', off: { fusedBatchNorm: false } },
   { label: 'no channels-last (so no fused batch norm)', off: { channelsLast: false } },
+  { label: 'no inference plan (evaluation)', off: { inferencePlan: false } },
 ];
 const MODELS: ZooName[] = ['simple_conv_net', 'parallel_cnn', 'vit', 'resnet18', 'mobilenet_v2'];
 const CONVOLUTIONAL = new Set<ZooName>(['simple_conv_net', 'parallel_cnn', 'resnet18', 'mobilenet_v2']);

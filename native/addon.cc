@@ -47,27 +47,30 @@ Napi::Object CpuKernelsObject(Napi::Env env) {
   r.Set("channelsLast", Kernels().channels_last.load());
   r.Set("fusedBatchNorm", Kernels().fused_batchnorm.load());
   r.Set("cropConvs", Kernels().crop_convs.load());
+  r.Set("inferencePlan", Kernels().inference_plan.load());
   return r;
 }
 
-// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs? }): the switches left out keep
+// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan? }): the switches left out keep
 // their value; returns all of them.
 Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = ArgObject(info, 0, "options");
     for (const auto& key : o.GetPropertyNames().As<Napi::Array>()) {
       const std::string name = static_cast<Napi::Value>(key.second).As<Napi::String>();
-      if (name != "channelsLast" && name != "fusedBatchNorm" && name != "cropConvs") {
-        throw RangeError("setCpuKernels: unknown switch '" + name + "' (known: channelsLast, fusedBatchNorm, cropConvs)");
+      if (name != "channelsLast" && name != "fusedBatchNorm" && name != "cropConvs" && name != "inferencePlan") {
+        throw RangeError("setCpuKernels: unknown switch '" + name + "' (known: channelsLast, fusedBatchNorm, cropConvs, inferencePlan)");
       }
     }
     // All read before any is set, so that a bad value changes nothing.
     const bool channels_last = GetBool(o, "channelsLast", Kernels().channels_last);
     const bool fused_batchnorm = GetBool(o, "fusedBatchNorm", Kernels().fused_batchnorm);
     const bool crop_convs = GetBool(o, "cropConvs", Kernels().crop_convs);
+    const bool inference_plan = GetBool(o, "inferencePlan", Kernels().inference_plan);
     Kernels().channels_last = channels_last;
     Kernels().fused_batchnorm = fused_batchnorm;
     Kernels().crop_convs = crop_convs;
+    Kernels().inference_plan = inference_plan;
     return CpuKernelsObject(info.Env());
   });
 }

@@ -71,26 +71,41 @@ struct CroppedConvFn : public torch::autograd::Function<CroppedConvFn> {
   }
 };
 
+// The crop of each dimension of weight for x, or false when neither can be cropped.
+bool CropFor(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, Crop& h,
+             Crop& w) {
+  if (x.dim() != 4 || weight.dim() != 4) return false;
+  const bool cropH = CropDim(x.size(2), weight.size(2), stride[0], padding[0], dilation[0], h);
+  const bool cropW = CropDim(x.size(3), weight.size(3), stride[1], padding[1], dilation[1], w);
+  if (!cropH && !cropW) return false;
+  if (!cropH) h = {0, weight.size(2) - 1, padding[0]};
+  if (!cropW) w = {0, weight.size(3) - 1, padding[1]};
+  return true;
+}
+
 }  // namespace
+
+at::Tensor CroppedConv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t groups) {
+  Crop h, w;
+  if (!CropFor(x, weight, stride, padding, dilation, h, w)) return {};
+  return at::conv2d(x, weight.slice(2, h.first, h.last + 1).slice(3, w.first, w.last + 1), bias, stride, {h.padding, w.padding}, dilation,
+                    groups);
+}
 
 at::Tensor CroppedConv(const at::Tensor& x, const torch::nn::Conv2dImpl& conv) {
   const auto& o = conv.options;
-  if (x.dim() != 4 || !c10::holds_alternative<torch::ExpandingArray<2>>(o.padding())) return {};
-  const auto& padding = c10::get<torch::ExpandingArray<2>>(o.padding());
+  if (!c10::holds_alternative<torch::ExpandingArray<2>>(o.padding())) return {};
+  const auto& pad = c10::get<torch::ExpandingArray<2>>(o.padding());
+  const std::vector<int64_t> stride(o.stride()->begin(), o.stride()->end()), dilation(o.dilation()->begin(), o.dilation()->end()),
+      padding(pad->begin(), pad->end());
+  if (!conv.weight.requires_grad() || !at::GradMode::is_enabled()) return CroppedConv(x, conv.weight, conv.bias, stride, padding, dilation, o.groups());
   Crop h, w;
-  const bool cropH = CropDim(x.size(2), (*o.kernel_size())[0], (*o.stride())[0], (*padding)[0], (*o.dilation())[0], h);
-  const bool cropW = CropDim(x.size(3), (*o.kernel_size())[1], (*o.stride())[1], (*padding)[1], (*o.dilation())[1], w);
-  if (!cropH && !cropW) return {};
-  if (!cropH) h = {0, (*o.kernel_size())[0] - 1, (*padding)[0]};
-  if (!cropW) w = {0, (*o.kernel_size())[1] - 1, (*padding)[1]};
-  std::vector<int64_t> stride(o.stride()->begin(), o.stride()->end()), dilation(o.dilation()->begin(), o.dilation()->end()),
-      pads{h.padding, w.padding};
-  if (!conv.weight.requires_grad() || !at::GradMode::is_enabled()) {
-    at::Tensor weight = conv.weight.slice(2, h.first, h.last + 1).slice(3, w.first, w.last + 1);
-    return at::conv2d(x, weight, conv.bias, stride, pads, dilation, o.groups());
-  }
-  return CroppedConvFn::apply(x, conv.weight, conv.bias.defined() ? conv.bias : at::empty({0}, conv.weight.options()), std::vector<int64_t>{h.first, h.last + 1, w.first, w.last + 1}, stride, pads, dilation,
-                              o.groups());
+  if (!CropFor(x, conv.weight, stride, padding, dilation, h, w)) return {};
+  // A conv without bias passes an empty tensor: autograd functions take defined inputs only.
+  return CroppedConvFn::apply(x, conv.weight, conv.bias.defined() ? conv.bias : at::empty({0}, conv.weight.options()),
+                              std::vector<int64_t>{h.first, h.last + 1, w.first, w.last + 1}, stride, std::vector<int64_t>{h.padding, w.padding},
+                              dilation, o.groups());
 }
 
 }  // namespace torchlet

@@ -14,4 +14,8 @@ namespace torchlet {
 // undefined tensor when no tap can be cropped (then run the layer as it is).
 at::Tensor CroppedConv(const at::Tensor& x, const torch::nn::Conv2dImpl& conv);
 
+// The same for a bare weight (no autograd: the inference plan's folded convolutions).
+at::Tensor CroppedConv(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias, at::IntArrayRef stride, at::IntArrayRef padding,
+                       at::IntArrayRef dilation, int64_t groups);
+
 }  // namespace torchlet

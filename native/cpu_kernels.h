@@ -14,6 +14,9 @@ struct CpuKernels {
   std::atomic<bool> fused_batchnorm{true};
   // Convolution kernels cropped to the taps that reach a small input (conv_crop.h).
   std::atomic<bool> crop_convs{true};
+  // Evaluation and prediction through the inference plan (inference.h): each batch norm and
+  // ReLU folded into its conv.
+  std::atomic<bool> inference_plan{true};
 };
 
 CpuKernels& Kernels();

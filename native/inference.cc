@@ -2,6 +2,9 @@
 
 #include <ATen/core/dispatch/Dispatcher.h>
 
+#include "batchnorm_act.h"
+#include "conv_crop.h"
+#include "cpu_kernels.h"
 #include "spec.h"
 
 namespace torchlet {
@@ -105,12 +108,14 @@ at::Tensor InferencePlan::Run(at::Tensor x, std::vector<torch::nn::AnyModule>& l
   for (const auto& step : steps) {
     if (!step.fused) {
       x = layers[step.layer].forward(x);
-    } else if (!step.packed.isNone()) {
+    } else if (!step.packed.isNone() && x.size(0) <= kSmallPassRows) {
       torch::jit::Stack stack{x, step.packed};
       RunOp()->callBoxed(&stack);
       x = stack.at(0).toTensor();
     } else {
-      x = at::conv2d(x, step.weight, step.bias, step.stride, step.padding, step.dilation, step.groups);
+      if (Kernels().channels_last) x = ChannelsLast(x);
+      at::Tensor y = Kernels().crop_convs ? CroppedConv(x, step.weight, step.bias, step.stride, step.padding, step.dilation, step.groups) : at::Tensor();
+      x = y.defined() ? y : at::conv2d(x, step.weight, step.bias, step.stride, step.padding, step.dilation, step.groups);
       if (step.relu) x = x.clamp_min_(0);
     }
   }

@@ -13,6 +13,11 @@ namespace torchlet {
 
 struct LayerSpec;
 
+// Passes of up to this many rows run the folded convs through XNNPACK, which libtorch's
+// oneDNN convs beat only on larger batches; larger passes run them through at::conv2d,
+// channels-last, with the kernel cropped to small inputs (conv_crop.h).
+constexpr int64_t kSmallPassRows = 64;
+
 // One step of a plan: a fused conv (+ batch norm) (+ ReLU), or a layer run as it is.
 struct InferenceStep {
   size_t layer = 0;  // the layer run as it is (when !fused)
@@ -40,7 +45,7 @@ struct InferencePlan {
   at::Tensor Run(at::Tensor x, std::vector<torch::nn::AnyModule>& layers) const;
 };
 
-// A plan for these layers (a Sequential's), or null when there is nothing to fuse.
+// A plan for these layers (a Sequential's), or null when there is nothing to fold.
 std::shared_ptr<const InferencePlan> MakeInferencePlan(const std::vector<torch::nn::AnyModule>& layers,
                                                        const std::vector<const LayerSpec*>& specs);
 

@@ -198,13 +198,12 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
 
 namespace {
 
-// Up to this many images, a CPU prediction runs on the calling thread alone, through the
-// inference plan (inference.h: batch norm and ReLU folded into XNNPACK convs). Measured on
-// 2 cores (SuperLight, one thread): one image 300 -> 140 us, 32 images 2.8 -> 2.0 ms. More
-// threads do not pay at these sizes, and when the cores are busy (a server's event loop,
-// other processes) a pass that waits for a descheduled pool thread took 20-160 ms for 8
-// images instead of 0.6.
-constexpr int64_t kSerialRows = 64;
+// Up to kSmallPassRows images (inference.h), a CPU prediction runs on the calling thread
+// alone, through the inference plan's XNNPACK convs. Measured on 2 cores (SuperLight, one
+// thread): one image 300 -> 140 us, 32 images 2.8 -> 2.0 ms. More threads do not pay at
+// these sizes, and when the cores are busy (a server's event loop, other processes) a pass
+// that waits for a descheduled pool thread took 20-160 ms for 8 images instead of 0.6.
+constexpr int64_t kSerialRows = kSmallPassRows;
 
 // Limits this thread's intra-op parallelism to one thread for its lifetime. OpenMP's thread
 // count is per calling thread, so other threads (training workers) are unaffected; XNNPACK
@@ -268,7 +267,6 @@ at::Tensor Forward(Sequential& net, at::Tensor input, torch::Device device) {
   const bool serial = device.is_cpu() && input.size(0) <= kSerialRows;
   SerialScope scope(serial);
   c10::InferenceMode guard;
-  if (serial && input.scalar_type() == at::kFloat) return net->Infer(input).contiguous();
   return net->forward(input).to(torch::kCPU).contiguous();
 }
 

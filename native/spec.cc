@@ -450,24 +450,27 @@ void SequentialImpl::Add(const LayerSpec& spec, torch::nn::AnyModule module) {
   specs_.push_back(&spec);
 }
 
-at::Tensor SequentialImpl::Infer(at::Tensor x) {
-  std::shared_ptr<const InferencePlan> plan;
-  {
-    std::lock_guard<std::mutex> lock(plan_mutex_);
-    if (!planned_ || (plan_ && !plan_->Current())) {
-      try {
-        plan_ = MakeInferencePlan(layers_, specs_);
-      } catch (const c10::Error&) {
-        plan_ = nullptr;  // the layers as they are: slower, never wrong
-      }
-      planned_ = true;
+std::shared_ptr<const InferencePlan> SequentialImpl::Plan() {
+  std::lock_guard<std::mutex> lock(plan_mutex_);
+  if (!planned_ || (plan_ && !plan_->Current())) {
+    try {
+      plan_ = MakeInferencePlan(layers_, specs_);
+    } catch (const c10::Error&) {
+      plan_ = nullptr;  // the layers as they are: slower, never wrong
     }
-    plan = plan_;
+    planned_ = true;
   }
-  return plan ? plan->Run(std::move(x), layers_) : forward(std::move(x));
+  return plan_;
 }
 
 at::Tensor SequentialImpl::forward(at::Tensor x) {
+  if (!is_training() && c10::InferenceMode::is_enabled() && Kernels().inference_plan && x.device().is_cpu() && x.scalar_type() == at::kFloat) {
+    if (auto plan = Plan()) return plan->Run(std::move(x), layers_);
+  }
+  return Layers(std::move(x));
+}
+
+at::Tensor SequentialImpl::Layers(at::Tensor x) {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const LayerSpec& s = *specs_[i];
     // Explicit checks give the user the spec's words instead of a kernel's.

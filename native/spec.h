@@ -53,13 +53,17 @@ ModelSpec ParseModelSpec(const Napi::Object& spec);
 // block the enclosing one) was decided when the tree was built.
 class SequentialImpl : public torch::nn::Module {
  public:
+  // Under InferenceMode on the CPU (evaluate, predict), an eval-mode pass runs through a plan
+  // with each batch norm folded into its conv (inference.h), made on first use and again
+  // whenever the weights change; otherwise, and for the shape check at construction, layer
+  // by layer with the spec's own error messages.
   at::Tensor forward(at::Tensor x);
-  // forward for eval-mode inference on the CPU, under InferenceMode: through a plan with the
-  // weights folded (inference.h), made on first use and again whenever the weights change.
-  at::Tensor Infer(at::Tensor x);
   void Add(const LayerSpec& spec, torch::nn::AnyModule module);
 
  private:
+  at::Tensor Layers(at::Tensor x);
+  std::shared_ptr<const InferencePlan> Plan();
+
   std::vector<torch::nn::AnyModule> layers_;
   std::vector<const LayerSpec*> specs_;
   std::mutex plan_mutex_;  // passes may run on several worker threads at once

@@ -159,6 +159,8 @@ export interface CpuKernels {
   fusedBatchNorm: boolean;
   /** Convolution kernels cropped to the taps that reach a small input (a 3x3 on a 1x1 map runs as a 1x1). */
   cropConvs: boolean;
+  /** Evaluation and prediction through the inference plan: each batch norm and ReLU folded into its conv (XNNPACK for passes of up to 64 rows). */
+  inferencePlan: boolean;
 }
 
 export interface Binding {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Dataset, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, type CpuKernels } from '../src/index.js';
 import { zooInteropSuite } from './helpers/zoo-interop.js';
 
-const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true };
+const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true };
 
 describe('CPU kernel switches', () => {
   afterAll(() => setCpuKernels(ALL_ON));
@@ -93,6 +93,7 @@ describe.each([
   ['no kernel crop', { cropConvs: false }],
   ['no fused batch norm', { fusedBatchNorm: false }],
   ['no channels-last', { channelsLast: false }],
+  ['no inference plan', { inferencePlan: false }],
 ] as const)('with %s', (label, off) => {
   beforeAll(() => setCpuKernels({ ...ALL_ON, ...off }));
   afterAll(() => setCpuKernels(ALL_ON));
