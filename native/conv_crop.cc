@@ -5,12 +5,12 @@ namespace torchlet {
 namespace {
 
 // The taps [first, last] of one kernel dimension that read the input at least once, and
-// the symmetric padding that keeps every output position where it was; false when the
-// whole kernel is needed or no symmetric padding fits.
+// the symmetric padding that keeps every output position where it was.
 struct Crop {
   int64_t first = 0, last = 0, padding = 0;
 };
 
+// One dimension's crop; false when the whole kernel is needed or no symmetric padding fits.
 bool CropDim(int64_t in, int64_t kernel, int64_t stride, int64_t padding, int64_t dilation, Crop& crop) {
   if (padding == 0) return false;
   const int64_t out = (in + 2 * padding - dilation * (kernel - 1) - 1) / stride + 1;
@@ -49,8 +49,7 @@ struct CroppedConvFn : public torch::autograd::Function<CroppedConvFn> {
     ctx->saved_data["dilation"] = dilation;
     ctx->saved_data["groups"] = groups;
     ctx->saved_data["sizes"] = weight.sizes().vec();
-    // A conv without bias passes an empty tensor: autograd functions take defined inputs only.
-    const bool has_bias = bias.numel() > 0;
+    const bool has_bias = bias.numel() > 0;  // see CroppedConv below
     ctx->saved_data["bias"] = has_bias;
     return at::conv2d(x, w, has_bias ? c10::optional<at::Tensor>(bias) : c10::nullopt, stride, padding, dilation, groups);
   }
