@@ -12,7 +12,7 @@
 import { writeFileSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
-import { Dataset, Model, native, setCpuKernels, setThreads, zoo, type CpuKernels, type ZooName } from '../src/index.js';
+import { Dataset, Model, native, setCpuKernels, setThreads, zoo, DEFAULT_CPU_KERNELS, type CpuKernels, type ZooName } from '../src/index.js';
 import { z } from 'zod';
 import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, PythonWorker, threadsText, updateReadme } from './runner.js';
 
@@ -20,7 +20,6 @@ const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
 const ABLATION_START = '<!-- bench:zoo-ablation:start -->';
 const ABLATION_END = '<!-- bench:zoo-ablation:end -->';
-const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true };
 /** --ablate: each of torchlet's CPU paths switched off in turn (src/runtime.ts setCpuKernels). */
 const ABLATIONS: { label: string; off: Partial<CpuKernels> }[] = [
   { label: 'no kernel crop', off: { cropConvs: false } },
@@ -130,22 +129,22 @@ async function measure(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker)
   try {
     await peer.request(z.unknown(), { cmd: 'load', model: name, train_batch: TRAIN_BATCH, train_steps: opts.trainSteps, eval_batch: EVAL_BATCH, eval_images: opts.evalImages });
     for (const v of variants) {
-      setCpuKernels({ ...ALL_ON, ...v });
+      setCpuKernels({ ...DEFAULT_CPU_KERNELS, ...v });
       await ours.warm();
     }
     for (let r = 0; r < opts.reps; r++) {
       for (const [i, v] of variants.entries()) {
-        setCpuKernels({ ...ALL_ON, ...v });
+        setCpuKernels({ ...DEFAULT_CPU_KERNELS, ...v });
         const { train, eval: ev } = await ours.rep();
         out.variants[i]?.train.push(train);
         out.variants[i]?.eval.push(ev);
       }
-      setCpuKernels(ALL_ON);
+      setCpuKernels(DEFAULT_CPU_KERNELS);
       out.pytorch.train.push(await peer.request(z.number(), { cmd: 'train' }));
       out.pytorch.eval.push(await peer.request(z.number(), { cmd: 'eval' }));
     }
   } finally {
-    setCpuKernels(ALL_ON);
+    setCpuKernels(DEFAULT_CPU_KERNELS);
     ours.dispose();
   }
   return out;
@@ -189,7 +188,7 @@ function ablationMarkdown(rows: Row[]): string {
   return lines.join('\n');
 }
 
-async function measureRow(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker, rows: Row[]): Promise<void> {
+async function measureRow(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker): Promise<Row> {
   const { variants, pytorch } = await measure(name, opts, peer);
   const ours = variants[0] ?? { train: [], eval: [] };
   const row: Row = {
@@ -198,16 +197,16 @@ async function measureRow(name: ZooName, opts: ZooBenchOptions, peer: PythonWork
     eval: { torchlet: median(ours.eval), pytorch: median(pytorch.eval), target: 1.1 },
     samples: { torchlet: ours, pytorch },
   };
-  rows.push(row);
   const line = (f: Figure): string => `${int(f.torchlet)} vs ${int(f.pytorch)} img/s = ${verdict(f)}`;
   log(`  ${name.padEnd(16)} train ${line(row.train)} | eval ${line(row.eval)}`);
-  if (!opts.ablate) return;
+  if (!opts.ablate) return row;
   row.ablation = {};
   for (const [i, { label }] of ABLATIONS.entries()) {
     const samples = variants[i + 1] ?? { train: [], eval: [] };
     row.ablation[label] = { train: median(samples.train), eval: median(samples.eval), samples };
     log(`  ${''.padEnd(16)} ${label}: train ${int(median(samples.train))}, eval ${int(median(samples.eval))} img/s`);
   }
+  return row;
 }
 
 export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
@@ -217,7 +216,7 @@ export async function zooBenchmark(opts: ZooBenchOptions): Promise<Row[]> {
   const rows: Row[] = [];
   const peer = new PythonWorker(opts.python, [join(BENCH, 'zoo_peer.py'), '--threads', String(opts.threads)]);
   try {
-    for (const name of opts.models) await measureRow(name, opts, peer, rows);
+    for (const name of opts.models) rows.push(await measureRow(name, opts, peer));
   } finally {
     await peer.close();
   }

@@ -4,8 +4,10 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <iterator>
 #include <optional>
 #include <thread>
 
@@ -44,10 +46,7 @@ Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number:
 
 Napi::Object CpuKernelsObject(Napi::Env env) {
   Napi::Object r = Napi::Object::New(env);
-  r.Set("channelsLast", Kernels().channels_last.load());
-  r.Set("fusedBatchNorm", Kernels().fused_batchnorm.load());
-  r.Set("cropConvs", Kernels().crop_convs.load());
-  r.Set("inferencePlan", Kernels().inference_plan.load());
+  for (const auto& sw : kCpuKernelSwitches) r.Set(sw.name, (Kernels().*sw.field).load());
   return r;
 }
 
@@ -56,21 +55,19 @@ Napi::Object CpuKernelsObject(Napi::Env env) {
 Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Object o = ArgObject(info, 0, "options");
+    std::string known;
+    for (const auto& sw : kCpuKernelSwitches) known += (known.empty() ? "" : ", ") + std::string(sw.name);
     for (const auto& key : o.GetPropertyNames().As<Napi::Array>()) {
       const std::string name = static_cast<Napi::Value>(key.second).As<Napi::String>();
-      if (name != "channelsLast" && name != "fusedBatchNorm" && name != "cropConvs" && name != "inferencePlan") {
-        throw RangeError("setCpuKernels: unknown switch '" + name + "' (known: channelsLast, fusedBatchNorm, cropConvs, inferencePlan)");
-      }
+      const bool is_known = std::any_of(std::begin(kCpuKernelSwitches), std::end(kCpuKernelSwitches), [&](const CpuKernelSwitch& sw) { return name == sw.name; });
+      if (!is_known) throw RangeError("setCpuKernels: unknown switch '" + name + "' (known: " + known + ")");
     }
     // All read before any is set, so that a bad value changes nothing.
-    const bool channels_last = GetBool(o, "channelsLast", Kernels().channels_last);
-    const bool fused_batchnorm = GetBool(o, "fusedBatchNorm", Kernels().fused_batchnorm);
-    const bool crop_convs = GetBool(o, "cropConvs", Kernels().crop_convs);
-    const bool inference_plan = GetBool(o, "inferencePlan", Kernels().inference_plan);
-    Kernels().channels_last = channels_last;
-    Kernels().fused_batchnorm = fused_batchnorm;
-    Kernels().crop_convs = crop_convs;
-    Kernels().inference_plan = inference_plan;
+    bool values[std::size(kCpuKernelSwitches)];
+    for (size_t i = 0; i < std::size(kCpuKernelSwitches); ++i) {
+      values[i] = GetBool(o, kCpuKernelSwitches[i].name, Kernels().*kCpuKernelSwitches[i].field);
+    }
+    for (size_t i = 0; i < std::size(kCpuKernelSwitches); ++i) Kernels().*kCpuKernelSwitches[i].field = values[i];
     return CpuKernelsObject(info.Env());
   });
 }

@@ -21,4 +21,17 @@ struct CpuKernels {
 
 CpuKernels& Kernels();
 
+// Each switch's JavaScript name (setCpuKernels / getCpuKernels), in one table so that the
+// addon's check, reads and writes cannot drift apart.
+struct CpuKernelSwitch {
+  const char* name;
+  std::atomic<bool> CpuKernels::*field;
+};
+inline constexpr CpuKernelSwitch kCpuKernelSwitches[] = {
+    {"channelsLast", &CpuKernels::channels_last},
+    {"fusedBatchNorm", &CpuKernels::fused_batchnorm},
+    {"cropConvs", &CpuKernels::crop_convs},
+    {"inferencePlan", &CpuKernels::inference_plan},
+};
+
 }  // namespace torchlet

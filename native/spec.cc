@@ -465,7 +465,14 @@ std::shared_ptr<const InferencePlan> SequentialImpl::Plan() {
 
 at::Tensor SequentialImpl::forward(at::Tensor x) {
   if (!is_training() && c10::InferenceMode::is_enabled() && Kernels().inference_plan && x.device().is_cpu() && x.scalar_type() == at::kFloat) {
-    if (auto plan = Plan()) return plan->Run(std::move(x), layers_);
+    if (auto plan = Plan()) {
+      try {
+        return plan->Run(x, layers_);
+      } catch (const c10::Error&) {
+        // The plan skips the layer-by-layer checks; rerunning the layers turns a kernel's
+        // error into one that names the spec's layer (or gives the result, if only the plan failed).
+      }
+    }
   }
   return Layers(std::move(x));
 }

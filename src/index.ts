@@ -30,7 +30,7 @@ export { train, createTrainer, resolveRecipe, TrainingAborted } from './train.js
 export type { EpochRecord, TrainData, TrainOptions, TrainResult } from './train.js';
 export { REFERENCE_RECIPE, REFERENCE_AUGMENT, AUGMENT_PRESETS, NORMALIZATIONS, METRICS, withNormalization, hasNormalization, isNormalizationName } from './recipe.js';
 export type { Recipe, OptimizerChoice, SchedulerChoice, EarlyStopping, Metric, AugmentPreset, NormalizationName, OptimizerName, SchedulerName } from './recipe.js';
-export { cuda, setThreads, getThreads, setCpuKernels, getCpuKernels } from './runtime.js';
+export { cuda, setThreads, getThreads, setCpuKernels, getCpuKernels, DEFAULT_CPU_KERNELS } from './runtime.js';
 export { ConfigSchema, ConfigError, parseConfig, parseConfigText, readConfig, resolveConfig, prepareTraining } from './config.js';
 export type { TrainConfig, ResolvedConfig, PreparedTraining } from './config.js';
 export type { RunRecorder, OwnedRun, RunSink, RunStart } from './train.js';

@@ -15,6 +15,9 @@ export function getThreads(): number {
   return native().getNumThreads();
 }
 
+/** The switches as the addon starts: every path on. */
+export const DEFAULT_CPU_KERNELS: Readonly<CpuKernels> = Object.freeze({ channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true });
+
 /**
  * Switches torchlet's own CPU paths on or off, process-wide, for every model; the switches
  * left out keep their value. They change how results are computed, not what they are:

@@ -5,20 +5,19 @@
 // PyTorch interop checks that tests/zoo.test.ts runs with all on: equal logits, and one SGD
 // step as close to PyTorch's exact (float64) step as its own float32 step is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dataset, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, type CpuKernels } from '../src/index.js';
+import { Dataset, DEFAULT_CPU_KERNELS, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, type CpuKernels } from '../src/index.js';
 import { zooInteropSuite } from './helpers/zoo-interop.js';
 
-const ALL_ON: CpuKernels = { channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true };
 
 describe('CPU kernel switches', () => {
-  afterAll(() => setCpuKernels(ALL_ON));
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
 
   it('start all on, set only what is given, and refuse unknown switches and non-booleans without changing any', () => {
-    expect(getCpuKernels()).toEqual(ALL_ON);
-    expect(setCpuKernels({ cropConvs: false })).toEqual({ ...ALL_ON, cropConvs: false });
+    expect(getCpuKernels()).toEqual(DEFAULT_CPU_KERNELS);
+    expect(setCpuKernels({ cropConvs: false })).toEqual({ ...DEFAULT_CPU_KERNELS, cropConvs: false });
     expect(() => setCpuKernels({ cropConvs: true, fast: true } as Partial<CpuKernels>)).toThrow(/unknown switch 'fast'/);
     expect(() => setCpuKernels({ channelsLast: false, fusedBatchNorm: 'no' } as unknown as Partial<CpuKernels>)).toThrow(/'fusedBatchNorm' must be a boolean, got string/);
-    expect(getCpuKernels()).toEqual({ ...ALL_ON, cropConvs: false });
+    expect(getCpuKernels()).toEqual({ ...DEFAULT_CPU_KERNELS, cropConvs: false });
   });
 });
 
@@ -44,7 +43,7 @@ const cropProbe = defineModel(
 );
 
 async function cropProbeRun(cropConvs: boolean): Promise<{ logProbs: Float32Array; state: Record<string, Float32Array> }> {
-  setCpuKernels({ ...ALL_ON, cropConvs });
+  setCpuKernels({ ...DEFAULT_CPU_KERNELS, cropConvs });
   const n = 32;
   const pixels = new Uint8Array(n * 24).map((_, i) => (i * 97 + (i >> 3) * 13) % 256);
   const labels = new Uint8Array(n).map((_, i) => i % 10);
@@ -73,7 +72,7 @@ function maxAbsDiff(a: Record<string, Float32Array>, b: Record<string, Float32Ar
 }
 
 describe('convolution kernels cropped to small inputs', () => {
-  afterAll(() => setCpuKernels(ALL_ON));
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
 
   it('give the same log-probabilities and the same weights after two SGD steps as the whole kernels', async () => {
     const cropped = await cropProbeRun(true);
@@ -95,7 +94,7 @@ describe.each([
   ['no channels-last', { channelsLast: false }],
   ['no inference plan', { inferencePlan: false }],
 ] as const)('with %s', (label, off) => {
-  beforeAll(() => setCpuKernels({ ...ALL_ON, ...off }));
-  afterAll(() => setCpuKernels(ALL_ON));
+  beforeAll(() => setCpuKernels({ ...DEFAULT_CPU_KERNELS, ...off }));
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
   zooInteropSuite([...MODELS], new Set(MODELS), undefined, `zoo models (${label})`);
 });
