@@ -62,6 +62,10 @@ const RECIPES: Record<string, TrainOptions> = {
   // adamw-ref with the reference warp at half strength and no perspective: less
   // augmentation for the smallest models, as the issue suggests.
   'adamw-light': { aug: true, augment: { degrees: 2.5, translate: [0.025, 0.025], shear: [-2.5, 2.5], distortion: 0.1, perspectiveP: 0 } },
+  // adamw-ref with more steps in the same 15 epochs: batch 64 and 32 (the published
+  // sub-10k run's batch), the same OneCycle max_lr.
+  'adamw-b64': { aug: true, batchSize: 64 },
+  'adamw-b32': { aug: true, batchSize: 32 },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
