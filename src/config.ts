@@ -208,18 +208,13 @@ export function parseDataset(value: string): DatasetChoice {
 export type ModelRegistry = Readonly<Record<string, ModelSpec>>;
 
 /** A config with the model, augmentation, recipe figures, device and dataset filled in. */
-export interface ResolvedConfig extends TrainConfig {
-  model: string;
-  aug: boolean;
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  maxLr: number;
-  weightDecay: number;
-  seed: number;
-  device: string;
-  dataset: string;
-}
+export type ResolvedConfig = TrainConfig &
+  Pick<Recipe, 'epochs' | 'batchSize' | 'lr' | 'maxLr' | 'weightDecay' | 'seed'> & {
+    model: string;
+    aug: boolean;
+    device: string;
+    dataset: string;
+  };
 
 /** An optimizer or schedule given by name alone is that type with its defaults. */
 export const choiceObject = <T extends { type: string }>(v: T | T['type'] | undefined): T | undefined => (typeof v === 'string' ? ({ type: v } as T) : v);
