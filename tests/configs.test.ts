@@ -2,11 +2,12 @@
 // through `torchlet train --config` as it is: each file is run for one epoch on 64 images
 // (the flags override only the length of the run and where it writes), and the run's log
 // must show the file's own recipe and one recorded epoch.
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { choiceObject, readConfig, resolveConfig } from '../src/config.js';
+import { readEnsembleFile } from '../src/ensemble/ensemble.js';
 import type { OptimizerChoice, SchedulerChoice } from '../src/recipe.js';
 import { models } from '../src/zoo/index.js';
 import { cli, ROOT } from './helpers/cli.js';
@@ -55,5 +56,26 @@ describe('configs/', () => {
     // The run used the file's recipe, not the defaults.
     expect(lines[0]?.recipe).toMatchObject({ lr: recipe.lr, batchSize: recipe.batchSize, weightDecay: recipe.weightDecay, normalize: recipe.normalize });
     expect(lines.filter((l) => l.type === 'epoch').map((l) => l.epoch)).toEqual([1]);
+  });
+});
+
+describe('configs/ensembles/', () => {
+  const ENSEMBLES = readdirSync(join(DIR, 'ensembles')).filter((f) => f.endsWith('.yaml'));
+
+  it.each(ENSEMBLES)('%s names zoo models whose weights are released or come from a config here', (file) => {
+    const { members } = readEnsembleFile(join(DIR, 'ensembles', file));
+    expect(members.length).toBeGreaterThanOrEqual(3);
+    for (const m of members) {
+      expect(Object.keys(models), `${file}: model ${m.model}`).toContain(m.model);
+      const weights = relative(ROOT, m.weights);
+      if (weights.startsWith('weights/')) {
+        expect(existsSync(m.weights), `${file}: ${weights} is released`).toBe(true);
+        continue;
+      }
+      // A config's run writes these weights: the file exists and trains this model to this path.
+      const config = FILES.map((f) => readConfig(join(DIR, f))).find((c) => c.out === weights);
+      expect(config, `${file}: a config under configs/ writes ${weights}`).toBeDefined();
+      expect(config?.model, `${file}: ${weights}`).toBe(m.model);
+    }
   });
 });
