@@ -10,7 +10,7 @@
 //
 //   npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,adamw-ref [--epochs 15] [--seed 0]
 //   npx tsx scripts/tiny.ts final --model tiny8k --recipe sgd-ls-ema --seeds 1,2,3,4,5
-//   npx tsx scripts/tiny.ts summary     (the README's tables from the final runs' logs)
+//   npx tsx scripts/tiny.ts summary     (the README's tables from the search and final runs' logs)
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -143,8 +143,27 @@ if (phase === 'search') {
   }
 }
 
+/** Every finished search run, in the order it ran: its final-epoch validation accuracy. */
+function searchTable(): void {
+  const runs: { date: string; model: string; params: number; recipe: string; val: number }[] = [];
+  for (const file of readdirSync(logDir).filter((f) => f.startsWith('search-') && f.endsWith('.jsonl'))) {
+    const [head, ...lines] = readFileSync(join(logDir, file), 'utf8').trim().split('\n');
+    const header = JSON.parse(head ?? '{}') as { model: string; params: number; recipe: string; date: string; options: { epochs: number } };
+    const epochs = lines.map((l) => JSON.parse(l) as EpochRecord);
+    if (epochs.length !== header.options.epochs) continue; // unfinished
+    runs.push({ date: header.date, model: header.model, params: header.params, recipe: header.recipe, val: 100 * (epochs.at(-1)?.testAccuracy ?? Number.NaN) });
+  }
+  console.log('| date | architecture | parameters | recipe | final-epoch val accuracy |');
+  console.log('|---|---|---:|---|---:|');
+  for (const r of runs.sort((a, b) => a.date.localeCompare(b.date))) {
+    console.log(`| ${r.date.slice(0, 10)} | \`${r.model}\` | ${r.params.toLocaleString('en-US')} | \`${r.recipe}\` | ${r.val.toFixed(2)}% |`);
+  }
+}
+
 /** The final runs that finished, grouped by model and recipe: seeds, spread, per-epoch test accuracy. */
 function summary(): void {
+  searchTable();
+  console.log();
   type Final = { model: string; recipe: string; seed: number; file: string; test: number[] };
   const runs: Final[] = [];
   for (const file of readdirSync(logDir).filter((f) => f.startsWith('final-') && f.endsWith('.jsonl')).sort()) {
