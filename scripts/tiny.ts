@@ -143,16 +143,28 @@ if (phase === 'search') {
   }
 }
 
+/** A finished run's log (`<phase>-*.jsonl` in logDir): its settings line and every epoch. */
+interface RunLog {
+  file: string;
+  header: { model: string; params: number; recipe: string; date: string; options: { seed: number; epochs: number } };
+  epochs: EpochRecord[];
+}
+
+/** The runs of one phase that finished all their epochs, in file-name order. */
+function finishedRuns(phasePrefix: 'search' | 'final'): RunLog[] {
+  const runs: RunLog[] = [];
+  for (const file of readdirSync(logDir).filter((f) => f.startsWith(`${phasePrefix}-`) && f.endsWith('.jsonl')).sort()) {
+    const [head, ...lines] = readFileSync(join(logDir, file), 'utf8').trim().split('\n');
+    const header = JSON.parse(head ?? '{}') as RunLog['header'];
+    const epochs = lines.map((l) => JSON.parse(l) as EpochRecord);
+    if (epochs.length === header.options.epochs) runs.push({ file, header, epochs });
+  }
+  return runs;
+}
+
 /** Every finished search run, in the order it ran: its final-epoch validation accuracy. */
 function searchTable(): void {
-  const runs: { date: string; model: string; params: number; recipe: string; val: number }[] = [];
-  for (const file of readdirSync(logDir).filter((f) => f.startsWith('search-') && f.endsWith('.jsonl'))) {
-    const [head, ...lines] = readFileSync(join(logDir, file), 'utf8').trim().split('\n');
-    const header = JSON.parse(head ?? '{}') as { model: string; params: number; recipe: string; date: string; options: { epochs: number } };
-    const epochs = lines.map((l) => JSON.parse(l) as EpochRecord);
-    if (epochs.length !== header.options.epochs) continue; // unfinished
-    runs.push({ date: header.date, model: header.model, params: header.params, recipe: header.recipe, val: 100 * (epochs.at(-1)?.testAccuracy ?? Number.NaN) });
-  }
+  const runs = finishedRuns('search').map(({ header, epochs }) => ({ ...header, val: 100 * (epochs.at(-1)?.testAccuracy ?? Number.NaN) }));
   console.log('| date | architecture | parameters | recipe | final-epoch val accuracy |');
   console.log('|---|---|---:|---|---:|');
   for (const r of runs.sort((a, b) => a.date.localeCompare(b.date))) {
@@ -164,15 +176,7 @@ function searchTable(): void {
 function summary(): void {
   searchTable();
   console.log();
-  type Final = { model: string; recipe: string; seed: number; file: string; test: number[] };
-  const runs: Final[] = [];
-  for (const file of readdirSync(logDir).filter((f) => f.startsWith('final-') && f.endsWith('.jsonl')).sort()) {
-    const [head, ...lines] = readFileSync(join(logDir, file), 'utf8').trim().split('\n');
-    const header = JSON.parse(head ?? '{}') as { model: string; recipe: string; options: { seed: number; epochs: number } };
-    const epochs = lines.map((l) => JSON.parse(l) as EpochRecord);
-    if (epochs.length !== header.options.epochs) continue; // unfinished
-    runs.push({ model: header.model, recipe: header.recipe, seed: header.options.seed, file, test: epochs.map((e) => 100 * e.testAccuracy) });
-  }
+  const runs = finishedRuns('final').map(({ file, header, epochs }) => ({ model: header.model, recipe: header.recipe, seed: header.options.seed, file, test: epochs.map((e) => 100 * e.testAccuracy) }));
   const f2 = (x: number): string => x.toFixed(2);
   const count = (x: number): string => x.toLocaleString('en-US');
   console.log('| model | parameters | multiply-adds per image | recipe | seeds | mean | sd | min | max | final-epoch test accuracy per seed (log) |');
