@@ -4,6 +4,7 @@
       "target_name": "torchlet",
       "sources": [
         "native/addon.cc",
+        "native/attention.cc",
         "native/errors.cc",
         "native/spec.cc",
         "native/layers.cc",

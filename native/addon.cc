@@ -50,7 +50,7 @@ Napi::Object CpuKernelsObject(Napi::Env env) {
   return r;
 }
 
-// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan? }): the switches left out keep
+// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan?, fusedAttention? }): the switches left out keep
 // their value; returns all of them.
 Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {

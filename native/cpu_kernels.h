@@ -17,6 +17,8 @@ struct CpuKernels {
   // Evaluation and prediction through the inference plan (inference.h): each batch norm and
   // ReLU folded into its conv.
   std::atomic<bool> inference_plan{true};
+  // Self-attention of short sequences as one kernel per head (attention.h).
+  std::atomic<bool> fused_attention{true};
 };
 
 CpuKernels& Kernels();
@@ -32,6 +34,7 @@ inline constexpr CpuKernelSwitch kCpuKernelSwitches[] = {
     {"fusedBatchNorm", &CpuKernels::fused_batchnorm},
     {"cropConvs", &CpuKernels::crop_convs},
     {"inferencePlan", &CpuKernels::inference_plan},
+    {"fusedAttention", &CpuKernels::fused_attention},
 };
 
 }  // namespace torchlet

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "attention.h"
 #include "dropout.h"
 #include "errors.h"
 
@@ -96,10 +97,13 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t dim, int64_t heads, doubl
 at::Tensor MultiheadAttentionImpl::forward(at::Tensor x) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == dim_, "self-attention of width ", dim_, " needs input [batch, tokens, ", dim_, "]");
   const int64_t n = x.size(0), t = x.size(1), hd = dim_ / heads_;
-  at::Tensor qkv = at::linear(x, in_proj_weight, in_proj_bias).view({n, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
+  at::Tensor packed = at::linear(x, in_proj_weight, in_proj_bias);
+  const double p = is_training() ? dropout_ : 0.0;
+  if (CanFuseAttention(packed, heads_)) return out_proj->forward(FusedAttention(packed, heads_, p));
+  at::Tensor qkv = packed.view({n, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   at::Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(hd)));
   at::Tensor attn = at::softmax(at::matmul(q, qkv[1].transpose(-2, -1)), -1);
-  if (is_training() && dropout_ > 0) attn = at::dropout(attn, dropout_, true);
+  if (p > 0) attn = at::dropout(attn, p, true);
   return out_proj->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({n, t, dim_}));
 }
 

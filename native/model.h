@@ -29,6 +29,7 @@ class Model : public Napi::ObjectWrap<Model> {
   const ModelSpec& Spec() const { return *spec_; }
   torch::Device Device() const { return device_; }
   int64_t Classes() const { return classes_; }
+  int64_t LargestActivation() const { return largest_activation_; }
 
   // Long-running work (an epoch, an evaluation) holds the model so that it is not
   // disposed, moved or trained twice at once underneath a worker thread.
@@ -60,6 +61,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Sequential net_{nullptr};
   torch::Device device_{torch::kCPU};
   int64_t classes_ = 0;
+  int64_t largest_activation_ = 0;
   std::atomic<bool> busy_{false};
   int inferring_ = 0;
   bool was_training_ = false;

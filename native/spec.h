@@ -87,8 +87,14 @@ TORCH_MODULE(Concat);
 // Builds the module tree. The spec must outlive the result (errors point into it).
 Sequential Compile(const ModelSpec& spec);
 
-// Runs one zero image through the net to validate every layer's shapes; returns
-// the number of classes. Throws naming the first layer that rejects its input.
-int64_t CheckShapes(Sequential& net, const ModelSpec& spec);
+struct ShapeCheck {
+  int64_t classes = 0;
+  // The most elements that any layer reads for one image (the activations' peak width).
+  int64_t largest_activation = 0;
+};
+
+// Runs one zero image through the net to validate every layer's shapes. Throws naming the
+// first layer that rejects its input.
+ShapeCheck CheckShapes(Sequential& net, const ModelSpec& spec);
 
 }  // namespace torchlet

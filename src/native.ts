@@ -161,6 +161,8 @@ export interface CpuKernels {
   cropConvs: boolean;
   /** Evaluation and prediction through the inference plan: each batch norm and ReLU folded into its conv (XNNPACK for passes of up to 64 rows). */
   inferencePlan: boolean;
+  /** Self-attention of up to 64 tokens as one kernel per head, reading in_proj's packed output (the ViT's attention, in training and evaluation). */
+  fusedAttention: boolean;
 }
 
 export interface Binding {

@@ -1,5 +1,5 @@
 // torchlet's own CPU paths (channels-last convolutions, the fused batch norm, convolution
-// kernels cropped to small inputs) change how a result is computed, never what it is. With
+// kernels cropped to small inputs, the fused attention) change how a result is computed, never what it is. With
 // each switched off in turn, zoo models whose 28x28 input shrinks to 1x1 maps (where the crop
 // applies) and that have batch norm + ReLU (where the fusion applies) must still pass the
 // PyTorch interop checks that tests/zoo.test.ts runs with all on: equal logits, and one SGD
@@ -97,4 +97,12 @@ describe.each([
   beforeAll(() => setCpuKernels({ ...DEFAULT_CPU_KERNELS, ...off }));
   afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
   zooInteropSuite([...MODELS], new Set(MODELS), undefined, `zoo models (${label})`);
+});
+
+// The ViT's attention through libtorch's batched matmuls instead of the fused kernel
+// (native/attention.cc), which tests/zoo.test.ts covers with it on.
+describe('with no fused attention', () => {
+  beforeAll(() => setCpuKernels({ ...DEFAULT_CPU_KERNELS, fusedAttention: false }));
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
+  zooInteropSuite(['vit'], new Set(['vit']), undefined, 'the ViT (no fused attention)');
 });
