@@ -15,11 +15,12 @@ namespace {
 // Everything a task reads or writes; see attention_kernels.inc for the layouts.
 struct AttnArgs {
   int64_t T = 0, D = 0, H = 0, hd = 0;
+  int64_t Tq = 0;  // the first Tq tokens' rows are computed
   float scale = 1.0f;
   const DropMask* drop = nullptr;
   const float* qkv = nullptr;
   float* out = nullptr;
-  float* probs = nullptr;  // [N, H, T, T]: written by the forward when training, read by the backward
+  float* probs = nullptr;  // [N, H, Tq, T]: written by the forward when training, read by the backward
   const float* gout = nullptr;
   float* gqkv = nullptr;
 };
@@ -52,13 +53,14 @@ constexpr int64_t kMaxTokens = 64;
 
 void RunTasks(TaskKernel kernel, const AttnArgs& a, int64_t tasks) {
   // About 64k multiply-adds per chunk: a head of the ViT is 17 * 17 * 16 * 2.
-  const int64_t grain = std::max<int64_t>(1, 65536 / (a.T * a.T * a.hd * 2));
+  const int64_t grain = std::max<int64_t>(1, 65536 / (a.Tq * a.T * a.hd * 2));
   at::parallel_for(0, tasks, grain, [&](int64_t begin, int64_t end) { kernel(a, begin, end); });
 }
 
-AttnArgs Args(const at::Tensor& qkv, int64_t heads) {
+AttnArgs Args(const at::Tensor& qkv, int64_t heads, int64_t queries) {
   AttnArgs a;
   a.T = qkv.size(1);
+  a.Tq = queries;
   a.D = qkv.size(2) / 3;
   a.H = heads;
   a.hd = a.D / heads;
@@ -68,9 +70,9 @@ AttnArgs Args(const at::Tensor& qkv, int64_t heads) {
 }
 
 // out = attention(qkv); probs, when defined, receives the softmax weights for the backward.
-at::Tensor Forward(const at::Tensor& qkv, int64_t heads, double p, int64_t seed, const at::Tensor& probs) {
-  AttnArgs a = Args(qkv, heads);
-  at::Tensor out = at::empty({qkv.size(0), a.T, a.D}, qkv.options());
+at::Tensor Forward(const at::Tensor& qkv, int64_t heads, int64_t queries, double p, int64_t seed, const at::Tensor& probs) {
+  AttnArgs a = Args(qkv, heads, queries);
+  at::Tensor out = at::empty({qkv.size(0), queries, a.D}, qkv.options());
   const DropMask drop(p, static_cast<uint64_t>(seed));
   a.drop = p > 0 ? &drop : nullptr;
   a.out = out.data_ptr<float>();
@@ -80,11 +82,12 @@ at::Tensor Forward(const at::Tensor& qkv, int64_t heads, double p, int64_t seed,
 }
 
 struct AttentionFn : public torch::autograd::Function<AttentionFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qkv, int64_t heads, double p, int64_t seed) {
-    at::Tensor probs = at::empty({qkv.size(0), heads, qkv.size(1), qkv.size(1)}, qkv.options());
-    at::Tensor out = Forward(qkv, heads, p, seed, probs);
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& qkv, int64_t heads, int64_t queries, double p, int64_t seed) {
+    at::Tensor probs = at::empty({qkv.size(0), heads, queries, qkv.size(1)}, qkv.options());
+    at::Tensor out = Forward(qkv, heads, queries, p, seed, probs);
     ctx->save_for_backward({qkv, probs});
     ctx->saved_data["heads"] = heads;
+    ctx->saved_data["queries"] = queries;
     ctx->saved_data["p"] = p;
     ctx->saved_data["seed"] = seed;
     return out;
@@ -97,13 +100,13 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     const DropMask drop(p, static_cast<uint64_t>(ctx->saved_data["seed"].toInt()));
     at::Tensor gout = grads[0].contiguous();
     at::Tensor gqkv = at::empty_like(saved[0]);
-    AttnArgs a = Args(saved[0], heads);
+    AttnArgs a = Args(saved[0], heads, ctx->saved_data["queries"].toInt());
     a.drop = p > 0 ? &drop : nullptr;
     a.probs = saved[1].data_ptr<float>();
     a.gout = gout.data_ptr<float>();
     a.gqkv = gqkv.data_ptr<float>();
     RunTasks(HasAvx2() ? avx2::AttentionBackward : baseline::AttentionBackward, a, saved[0].size(0) * heads);
-    return {gqkv, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {gqkv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -114,11 +117,12 @@ bool CanFuseAttention(const at::Tensor& qkv, int64_t heads) {
          qkv.is_contiguous() && qkv.size(1) > 0 && qkv.size(1) <= kMaxTokens && qkv.size(2) % (3 * heads) == 0;
 }
 
-at::Tensor FusedAttention(const at::Tensor& qkv, int64_t heads, double p) {
+at::Tensor FusedAttention(const at::Tensor& qkv, int64_t heads, double p, int64_t queries) {
+  TORCH_CHECK(queries >= 1 && queries <= qkv.size(1), "attention: ", queries, " query rows of ", qkv.size(1), " tokens");
   const int64_t seed = p > 0 ? static_cast<int64_t>(NextDropoutSeed()) : 0;
-  if (at::GradMode::is_enabled() && qkv.requires_grad()) return AttentionFn::apply(qkv, heads, p, seed);
+  if (at::GradMode::is_enabled() && qkv.requires_grad()) return AttentionFn::apply(qkv, heads, queries, p, seed);
   // Nothing to differentiate: the weights stay in each task's scratch.
-  return Forward(qkv, heads, p, seed, at::Tensor());
+  return Forward(qkv, heads, queries, p, seed, at::Tensor());
 }
 
 }  // namespace torchlet

@@ -12,8 +12,9 @@ namespace torchlet {
 // qkv: [N, T, 3 * D], nn.MultiheadAttention's in_proj output (q, k, v, each D = heads * hd).
 bool CanFuseAttention(const at::Tensor& qkv, int64_t heads);
 
-// [N, T, D]: softmax(q k^T / sqrt(hd)) v per head, with dropout p on the attention weights
-// (pass 0 in eval). Differentiable with respect to qkv.
-at::Tensor FusedAttention(const at::Tensor& qkv, int64_t heads, double p);
+// [N, queries, D]: softmax(q k^T / sqrt(hd)) v per head for the first `queries` tokens' rows
+// (all T of them attend to every token), with dropout p on the attention weights (0 in eval).
+// Differentiable with respect to qkv.
+at::Tensor FusedAttention(const at::Tensor& qkv, int64_t heads, double p, int64_t queries);
 
 }  // namespace torchlet

@@ -94,17 +94,19 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t dim, int64_t heads, doubl
   }
 }
 
-at::Tensor MultiheadAttentionImpl::forward(at::Tensor x) {
+at::Tensor MultiheadAttentionImpl::forward(at::Tensor x) { return Attend(x, x.dim() == 3 ? x.size(1) : 0); }
+
+at::Tensor MultiheadAttentionImpl::Attend(const at::Tensor& x, int64_t queries) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == dim_, "self-attention of width ", dim_, " needs input [batch, tokens, ", dim_, "]");
   const int64_t n = x.size(0), t = x.size(1), hd = dim_ / heads_;
   at::Tensor packed = at::linear(x, in_proj_weight, in_proj_bias);
   const double p = is_training() ? dropout_ : 0.0;
-  if (CanFuseAttention(packed, heads_)) return out_proj->forward(FusedAttention(packed, heads_, p));
+  if (CanFuseAttention(packed, heads_)) return out_proj->forward(FusedAttention(packed, heads_, p, queries));
   at::Tensor qkv = packed.view({n, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
-  at::Tensor q = qkv[0] * (1.0 / std::sqrt(static_cast<double>(hd)));
+  at::Tensor q = qkv[0].narrow(2, 0, queries) * (1.0 / std::sqrt(static_cast<double>(hd)));
   at::Tensor attn = at::softmax(at::matmul(q, qkv[1].transpose(-2, -1)), -1);
   if (p > 0) attn = at::dropout(attn, p, true);
-  return out_proj->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({n, t, dim_}));
+  return out_proj->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({n, queries, dim_}));
 }
 
 TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const LayerSpec& s) : spec_(&s) {
@@ -132,6 +134,16 @@ at::Tensor TransformerEncoderLayerImpl::FeedForward(const at::Tensor& x) {
 at::Tensor TransformerEncoderLayerImpl::forward(at::Tensor x) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == spec_->in, "a transformer encoder layer of width ", spec_->in, " needs input [batch, tokens, ",
               spec_->in, "]");
+  if (spec_->firstTokenOnly) {
+    // Every token is a key and a value, but only token 0's row is computed: [N, 1, D].
+    const at::Tensor first = x.narrow(1, 0, 1);
+    if (spec_->normFirst) {
+      at::Tensor y = first + dropout1.forward(self_attn->Attend(norm1->forward(x), 1));
+      return y + dropout2.forward(FeedForward(norm2->forward(y)));
+    }
+    at::Tensor y = norm1->forward(first + dropout1.forward(self_attn->Attend(x, 1)));
+    return norm2->forward(y + dropout2.forward(FeedForward(y)));
+  }
   if (spec_->normFirst) {
     x = x + dropout1.forward(self_attn->forward(norm1->forward(x)));
     return x + dropout2.forward(FeedForward(norm2->forward(x)));

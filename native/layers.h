@@ -126,6 +126,8 @@ TORCH_MODULE(PositionEmbedding);
 class MultiheadAttentionImpl : public torch::nn::Module {
  public:
   MultiheadAttentionImpl(int64_t dim, int64_t heads, double dropout, bool bias);
+  // The rows of the first `queries` tokens only, attending over all of them: [N, queries, D].
+  at::Tensor Attend(const at::Tensor& x, int64_t queries);
   at::Tensor forward(at::Tensor x);
 
   at::Tensor in_proj_weight, in_proj_bias;

@@ -425,6 +425,32 @@ std::string LayerSpec::Describe() const {
   return d.str();
 }
 
+namespace {
+
+// Looks back from seq[end - 1] across token-wise layers (layer norm, dropout) and into
+// sequential blocks for a transformer encoder layer, and marks it firstTokenOnly.
+void MarkFirstTokenOnly(std::vector<LayerSpec>& seq, size_t end) {
+  for (size_t k = end; k-- > 0;) {
+    LayerSpec& s = seq[k];
+    if (s.type == "transformerencoderlayer") {
+      s.firstTokenOnly = true;
+      return;
+    }
+    if (s.type == "sequential") return MarkFirstTokenOnly(s.children, s.children.size());
+    if (s.type != "layernorm" && s.type != "dropout") return;
+  }
+}
+
+// A ViT's head reads only the class token: the last encoder layer before the select of
+// token 0 need not compute the other tokens' rows (a sixth of the ViT's evaluation).
+void MarkClassTokenReads(std::vector<LayerSpec>& seq) {
+  for (size_t j = 0; j < seq.size(); ++j) {
+    if (seq[j].type == "select" && seq[j].dims.size() == 2 && seq[j].dims[0] == 1 && seq[j].dims[1] == 0) MarkFirstTokenOnly(seq, j);
+  }
+}
+
+}  // namespace
+
 ModelSpec ParseModelSpec(const Napi::Object& o) {
   ModelSpec spec;
   spec.name = GetString(o, "name", "model");
@@ -442,6 +468,7 @@ ModelSpec ParseModelSpec(const Napi::Object& o) {
   spec.root.path = "layers";
   spec.root.children = ParseList(o, "layers", "spec");
   if (spec.root.children.empty()) throw RangeError("spec.layers is empty");
+  MarkClassTokenReads(spec.root.children);
   return spec;
 }
 

@@ -32,6 +32,10 @@ struct LayerSpec {
   int64_t heads = 0, feedforward = 0, tokens = 0;
   std::string activation;  // transformer encoder layer: relu or gelu
   bool normFirst = false;
+  // Set by ParseModelSpec, not by the user: only token 0 of this transformer encoder layer's
+  // output is ever read (a select of the class token follows, with only token-wise layers
+  // between), so it computes that token's row alone.
+  bool firstTokenOnly = false;
   std::string mode;  // stochastic depth: row or batch
   std::vector<int64_t> dims;  // flatten [start, end], transpose [a, b], select [dim, index], reshape (per-sample shape)
   std::vector<LayerSpec> children;
