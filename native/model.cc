@@ -346,9 +346,10 @@ Napi::Value Model::PredictAsync(const Napi::CallbackInfo& info) {
 namespace {
 
 // Rows of one CPU forward pass in evaluate: 256, unless that many rows of the model's widest
-// activation pass 32 MiB, then 128. Interleaved A/B (2 threads, batch 512): 256 rows
-// evaluated the ViT, resnet18, mobilenet_v2, parallel_cnn and super_light 5-20% faster than
-// 128; simple_conv_net (37 MiB at 256 rows) 25% slower, and 512 rows no faster for any.
+// activation pass 32 MiB, then 128. Interleaved A/B (README, "Evaluation passes of 256
+// rows"): 256 rows evaluated the ViT, resnet18, mobilenet_v2, parallel_cnn and super_light
+// 6-34% faster than 128, simple_conv_net (37 MiB at 256 rows) 25% slower; 512 rows helped
+// only resnet18.
 int64_t EvalRows(int64_t largest_activation) {
   return 256 * largest_activation * static_cast<int64_t>(sizeof(float)) <= (int64_t{32} << 20) ? 256 : 128;
 }
