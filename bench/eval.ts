@@ -5,8 +5,8 @@ import { alternate, EVAL_BATCH, int, median, SEED, type Options, type PythonWork
 
 
 /** PyTorch's evaluation modes, all under inference_mode; the fastest is the comparison.
- * torchlet's evaluate runs its batches as forward passes of at most 128 rows on CPU, so
- * PyTorch gets that option too. */
+ * torchlet's evaluate runs its batches as forward passes of at most 256 rows on CPU (128 for
+ * models with wide activations, native/model.cc EvalRows), so PyTorch gets both options too. */
 export interface EvalVariant {
   layout: 'contiguous' | 'channels_last';
   chunk: number;
@@ -16,6 +16,8 @@ export const EVAL_VARIANTS: EvalVariant[] = [
   { layout: 'channels_last', chunk: EVAL_BATCH },
   { layout: 'contiguous', chunk: 128 },
   { layout: 'channels_last', chunk: 128 },
+  { layout: 'contiguous', chunk: 256 },
+  { layout: 'channels_last', chunk: 256 },
 ];
 export const variantName = (v: EvalVariant): string => (v.chunk === EVAL_BATCH ? v.layout : `${v.layout}, passes of ${v.chunk}`);
 export const EvalRun = z.object({ seconds: z.number(), count: z.number(), accuracy: z.number(), threads: z.number() });
