@@ -54,10 +54,12 @@ at::Tensor HashDropout(const at::Tensor& x, double p, uint64_t seed) {
   return HashDropoutFn::apply(x, p, static_cast<int64_t>(seed));
 }
 
-at::Tensor FastDropoutImpl::forward(at::Tensor x) {
-  if (!is_training() || p_ == 0) return x;
-  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return torch::dropout(x, p_, true);
-  return HashDropout(x, p_, NextDropoutSeed());
+at::Tensor TrainingDropout(const at::Tensor& x, double p) {
+  if (p == 0) return x;
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return torch::dropout(x, p, true);
+  return HashDropout(x, p, NextDropoutSeed());
 }
+
+at::Tensor FastDropoutImpl::forward(at::Tensor x) { return is_training() ? TrainingDropout(x, p_) : x; }
 
 }  // namespace torchlet

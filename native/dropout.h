@@ -24,6 +24,9 @@ TORCH_MODULE(FastDropout);
 // The masked product for a given seed; exposed for tests through the module only.
 at::Tensor HashDropout(const at::Tensor& x, double p, uint64_t seed);
 
+// Dropout in training: the hash masks on CPU float tensors, libtorch's dropout elsewhere.
+at::Tensor TrainingDropout(const at::Tensor& x, double p);
+
 // A seed for one dropout call, drawn from libtorch's default generator (which the
 // trainer seeds per epoch, so runs stay reproducible).
 uint64_t NextDropoutSeed();

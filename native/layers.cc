@@ -105,7 +105,8 @@ at::Tensor MultiheadAttentionImpl::Attend(const at::Tensor& x, int64_t queries) 
   at::Tensor qkv = packed.view({n, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
   at::Tensor q = qkv[0].narrow(2, 0, queries) * (1.0 / std::sqrt(static_cast<double>(hd)));
   at::Tensor attn = at::softmax(at::matmul(q, qkv[1].transpose(-2, -1)), -1);
-  if (p > 0) attn = at::dropout(attn, p, true);
+  // The fused kernel's masks: the same element of [N, H, queries, T] draws the same way.
+  attn = TrainingDropout(attn, p);
   return out_proj->forward(at::matmul(attn, qkv[2]).transpose(1, 2).reshape({n, queries, dim_}));
 }
 

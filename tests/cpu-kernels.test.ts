@@ -5,7 +5,7 @@
 // PyTorch interop checks that tests/zoo.test.ts runs with all on: equal logits, and one SGD
 // step as close to PyTorch's exact (float64) step as its own float32 step is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dataset, DEFAULT_CPU_KERNELS, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, type CpuKernels } from '../src/index.js';
+import { Dataset, DEFAULT_CPU_KERNELS, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, zoo, type CpuKernels } from '../src/index.js';
 import { zooInteropSuite } from './helpers/zoo-interop.js';
 
 
@@ -105,4 +105,37 @@ describe('with no fused attention', () => {
   beforeAll(() => setCpuKernels({ ...DEFAULT_CPU_KERNELS, fusedAttention: false }));
   afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
   zooInteropSuite(['vit'], new Set(['vit']), undefined, 'the ViT (no fused attention)');
+});
+
+// With dropout, which the interop tests leave out: both paths draw the same hash masks, so
+// the fused kernel's dropout, in the forward pass and in its own backward, must land on the
+// weights that libtorch's autograd through the unfused ops gives.
+async function vitSteps(fusedAttention: boolean, dropout = 0.3): Promise<Record<string, Float32Array>> {
+  setCpuKernels({ ...DEFAULT_CPU_KERNELS, fusedAttention });
+  const n = 32;
+  const pixels = new Uint8Array(n * 784).map((_, i) => (i * 97 + (i >> 5) * 13) % 256);
+  const labels = new Uint8Array(n).map((_, i) => i % 10);
+  const model = new Model(zoo.vit({ depth: 2, dropout }), { seed: 4 });
+  const data = Dataset.fromArrays(pixels, labels, [n, 1, 28, 28]);
+  const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.1, momentum: 0.9 }, batchSize: 16, seed: 1 });
+  try {
+    await trainer.trainEpoch(data.handle, 0);
+    return Object.fromEntries(Object.entries(model.stateTensors()).map(([k, t]) => [k, t.data]));
+  } finally {
+    trainer.dispose();
+    data.dispose();
+    model.dispose();
+  }
+}
+
+describe('fused attention with dropout', () => {
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
+
+  it('lands on the same weights after two SGD steps as the unfused ops with the same masks, and the masks matter', async () => {
+    const fused = await vitSteps(true);
+    const unfused = await vitSteps(false);
+    expect(maxAbsDiff(fused, unfused)).toBeLessThan(1e-5);
+    // Without dropout the same steps land elsewhere, so the comparison above saw the masks.
+    expect(maxAbsDiff(await vitSteps(true, 0), fused)).toBeGreaterThan(1e-3);
+  });
 });
