@@ -42,11 +42,6 @@ namespace baseline {
 
 using TaskKernel = void (*)(const AttnArgs&, int64_t, int64_t);
 
-bool HasAvx2() {
-  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return has;
-}
-
 // Sequences longer than this go to libtorch's batched matmuls, which are fast enough there
 // and keep the per-task scratch small.
 constexpr int64_t kMaxTokens = 64;
@@ -77,7 +72,7 @@ at::Tensor Forward(const at::Tensor& qkv, int64_t heads, int64_t queries, double
   a.drop = p > 0 ? &drop : nullptr;
   a.out = out.data_ptr<float>();
   a.probs = probs.defined() ? probs.data_ptr<float>() : nullptr;
-  RunTasks(HasAvx2() ? avx2::AttentionForward : baseline::AttentionForward, a, qkv.size(0) * heads);
+  RunTasks(HasAvx2Fma() ? avx2::AttentionForward : baseline::AttentionForward, a, qkv.size(0) * heads);
   return out;
 }
 
@@ -105,7 +100,7 @@ struct AttentionFn : public torch::autograd::Function<AttentionFn> {
     a.probs = saved[1].data_ptr<float>();
     a.gout = gout.data_ptr<float>();
     a.gqkv = gqkv.data_ptr<float>();
-    RunTasks(HasAvx2() ? avx2::AttentionBackward : baseline::AttentionBackward, a, saved[0].size(0) * heads);
+    RunTasks(HasAvx2Fma() ? avx2::AttentionBackward : baseline::AttentionBackward, a, saved[0].size(0) * heads);
     return {gqkv, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "cpu_kernels.h"
 #include "dropout.h"
 #include "errors.h"
 
@@ -47,7 +48,7 @@ struct Kernels {
 };
 
 const Kernels& Pick() {
-  static const Kernels k = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")
+  static const Kernels k = HasAvx2Fma()
                                ? Kernels{avx2::Stats, avx2::Normalise, avx2::GradSums, avx2::GradInput}
                                : Kernels{baseline::Stats, baseline::Normalise, baseline::GradSums, baseline::GradInput};
   return k;

@@ -7,4 +7,9 @@ CpuKernels& Kernels() {
   return kernels;
 }
 
+bool HasAvx2Fma() {
+  static const bool has = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return has;
+}
+
 }  // namespace torchlet

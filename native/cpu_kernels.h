@@ -23,6 +23,10 @@ struct CpuKernels {
 
 CpuKernels& Kernels();
 
+// Whether this CPU runs the AVX2 + FMA builds of the row kernels (batchnorm_act.cc,
+// attention.cc); each also has a baseline build.
+bool HasAvx2Fma();
+
 // Each switch's JavaScript name (setCpuKernels / getCpuKernels), in one table so that the
 // addon's check, reads and writes cannot drift apart.
 struct CpuKernelSwitch {
