@@ -135,22 +135,16 @@ at::Tensor TransformerEncoderLayerImpl::FeedForward(const at::Tensor& x) {
 at::Tensor TransformerEncoderLayerImpl::forward(at::Tensor x) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == spec_->in, "a transformer encoder layer of width ", spec_->in, " needs input [batch, tokens, ",
               spec_->in, "]");
-  if (spec_->firstTokenOnly) {
-    // Every token is a key and a value, but only token 0's row is computed: [N, 1, D].
-    const at::Tensor first = x.narrow(1, 0, 1);
-    if (spec_->normFirst) {
-      at::Tensor y = first + dropout1.forward(self_attn->Attend(norm1->forward(x), 1));
-      return y + dropout2.forward(FeedForward(norm2->forward(y)));
-    }
-    at::Tensor y = norm1->forward(first + dropout1.forward(self_attn->Attend(x, 1)));
-    return norm2->forward(y + dropout2.forward(FeedForward(y)));
-  }
+  // Every token is a key and a value; the rows computed are all of them, or token 0's alone
+  // where only that one is read ([N, 1, D]).
+  const int64_t rows = spec_->firstTokenOnly ? 1 : x.size(1);
+  const at::Tensor queries = x.narrow(1, 0, rows);
   if (spec_->normFirst) {
-    x = x + dropout1.forward(self_attn->forward(norm1->forward(x)));
-    return x + dropout2.forward(FeedForward(norm2->forward(x)));
+    at::Tensor y = queries + dropout1.forward(self_attn->Attend(norm1->forward(x), rows));
+    return y + dropout2.forward(FeedForward(norm2->forward(y)));
   }
-  x = norm1->forward(x + dropout1.forward(self_attn->forward(x)));
-  return norm2->forward(x + dropout2.forward(FeedForward(x)));
+  at::Tensor y = norm1->forward(queries + dropout1.forward(self_attn->Attend(x, rows)));
+  return norm2->forward(y + dropout2.forward(FeedForward(y)));
 }
 
 }  // namespace torchlet
