@@ -29,6 +29,12 @@ const CANDIDATES: Record<string, ModelSpec> = {
   // -> 5 before the average pool): 7,926 parameters, 1,427,168 multiply-adds per image
   // (tiny8k: 7,766 and 1,336,160). Not searched yet.
   'tiny8k-fact-deep': tinyNet('tiny8k-fact-deep', [8, 16, 16, 16, 16, 16], 10, { factorized: true }),
+  // Depthwise-separable (every 3x3 after the first is a depthwise 3x3 then a 1x1), no
+  // squeeze: the budget goes to width and, for the two larger ones, one more stage (13 -> 11
+  // -> 9 -> 7 -> 5 before the average pool). 1,898, 4,946 and 7,950 parameters.
+  'tiny2k-sep': tinyNet('tiny2k-sep', [8, 16, 16, 16, 16], null, { separable: true }),
+  'tiny5k-sep': tinyNet('tiny5k-sep', [8, 20, 28, 28, 28, 28], null, { separable: true }),
+  'tiny8k-sep': tinyNet('tiny8k-sep', [12, 32, 36, 36, 36, 36], null, { separable: true }),
 };
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 

@@ -67,8 +67,8 @@ export function isModelName(name: string): name is ModelName {
 }
 
 /** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU. */
-function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0): Layer[] {
-  return [L.conv2d(inC, outC, kernel, { padding, bias: false }), L.batchNorm2d(outC), L.relu()];
+function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0, groups = 1): Layer[] {
+  return [L.conv2d(inC, outC, kernel, { padding, bias: false, ...(groups === 1 ? {} : { groups }) }), L.batchNorm2d(outC), L.relu()];
 }
 
 /**
@@ -79,13 +79,18 @@ function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0)
  * squeeze,) 3x3 ...]; python/tiny_models.py builds the same from the same numbers.
  * `factorized`: each 3x3 becomes a 3x1 then a 1x3, each with its batch norm and ReLU (the
  * same receptive field and output size, 6*in*out weights instead of 9*in*out when in = out).
+ * `separable`: each 3x3 after the first (whose one input channel leaves nothing to separate)
+ * becomes a depthwise 3x3 then a 1x1, each with its batch norm and ReLU (MobileNet v1's
+ * block: 9*in + in*out weights, so the same budget buys more depth and width).
  */
-export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null, options: { factorized?: boolean } = {}): ModelSpec {
+export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null, options: { factorized?: boolean; separable?: boolean } = {}): ModelSpec {
   const [c1, c2, ...rest] = widths;
-  const unit = (inC: number, outC: number, kernel: number, padding = 0): Layer[] =>
-    options.factorized === true && kernel === 3
-      ? [...bnBlock(inC, outC, [3, 1], [padding, 0]), ...bnBlock(outC, outC, [1, 3], [0, padding])]
-      : bnBlock(inC, outC, kernel, padding);
+  const unit = (inC: number, outC: number, kernel: number, padding = 0): Layer[] => {
+    if (kernel !== 3) return bnBlock(inC, outC, kernel, padding);
+    if (options.separable === true && inC > 1) return [...bnBlock(inC, inC, 3, padding, inC), ...bnBlock(inC, outC, 1)];
+    if (options.factorized === true) return [...bnBlock(inC, outC, [3, 1], [padding, 0]), ...bnBlock(outC, outC, [1, 3], [0, padding])];
+    return bnBlock(inC, outC, kernel, padding);
+  };
   const body: Layer[] = [...unit(1, c1, 3, 1), ...unit(c1, c2, 3), L.maxPool2d(2)];
   let prev = c2;
   for (const [c, k] of [...(squeeze === null ? [] : [[squeeze, 1]]), ...rest.map((c) => [c, 3])] as [number, number][]) {
