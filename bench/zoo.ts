@@ -14,7 +14,7 @@ import { availableParallelism, loadavg } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Dataset, Model, native, setCpuKernels, setThreads, zoo, DEFAULT_CPU_KERNELS, type CpuKernels, type ZooName } from '../src/index.js';
 import { z } from 'zod';
-import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, PythonWorker, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, fixed, loadedBlas, int, log, median, positiveInt, PythonWorker, threadsText, turnOrder, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:zoo:start -->';
 const README_END = '<!-- bench:zoo:end -->';
@@ -120,8 +120,8 @@ class TorchletSide {
 
 /**
  * Every side of one model in turn, repetition by repetition (torchlet with all its CPU paths
- * on, then each --ablate variant, then PyTorch), so that the machine's drift over minutes
- * falls on every side alike.
+ * on, each --ablate variant, and PyTorch; the order rotates each repetition), so that the
+ * machine's drift over minutes falls on every side alike.
  */
 async function measure(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker): Promise<{ variants: Samples[]; pytorch: Samples }> {
   const variants: Partial<CpuKernels>[] = [{}, ...(opts.ablate ? ABLATIONS.map((a) => a.off) : [])];
@@ -134,15 +134,20 @@ async function measure(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker)
       await ours.warm();
     }
     for (let r = 0; r < opts.reps; r++) {
-      for (const [i, v] of variants.entries()) {
+      // Sides 0..n-1 are torchlet's variants, side n is PyTorch.
+      for (const i of turnOrder(variants.length + 1, r)) {
+        const v = variants[i];
+        if (v === undefined) {
+          setCpuKernels(DEFAULT_CPU_KERNELS);
+          out.pytorch.train.push(await peer.request(z.number(), { cmd: 'train' }));
+          out.pytorch.eval.push(await peer.request(z.number(), { cmd: 'eval' }));
+          continue;
+        }
         setCpuKernels({ ...DEFAULT_CPU_KERNELS, ...v });
         const { train, eval: ev } = await ours.rep();
         out.variants[i]?.train.push(train);
         out.variants[i]?.eval.push(ev);
       }
-      setCpuKernels(DEFAULT_CPU_KERNELS);
-      out.pytorch.train.push(await peer.request(z.number(), { cmd: 'train' }));
-      out.pytorch.eval.push(await peer.request(z.number(), { cmd: 'eval' }));
     }
   } finally {
     setCpuKernels(DEFAULT_CPU_KERNELS);

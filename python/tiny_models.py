@@ -29,20 +29,24 @@ from torch import nn
 Size = Union[int, Tuple[int, int]]
 
 
-def _bn_block(in_c: int, out_c: int, kernel: Size, padding: Size = 0) -> List[nn.Module]:
-    return [nn.Conv2d(in_c, out_c, kernel, padding=padding, bias=False), nn.BatchNorm2d(out_c), nn.ReLU()]
+def _bn_block(in_c: int, out_c: int, kernel: Size, padding: Size = 0, groups: int = 1) -> List[nn.Module]:
+    return [nn.Conv2d(in_c, out_c, kernel, padding=padding, groups=groups, bias=False), nn.BatchNorm2d(out_c), nn.ReLU()]
 
 
-def _tiny(widths: List[int], squeeze: int | None, factorized: bool = False) -> nn.Sequential:
+def _tiny(widths: List[int], squeeze: int | None, factorized: bool = False, separable: bool = False) -> nn.Sequential:
     """widths: [c1, c2, c3, ...]: c1 padded 3x3, c2 3x3, max-pool, (1x1 squeeze), then 3x3s.
 
     factorized: each 3x3 is a 3x1 then a 1x3 convolution, each with its batch norm and ReLU.
+    separable: each 3x3 after the first is a depthwise 3x3 then a 1x1, each with its batch
+    norm and ReLU.
     """
 
     def unit(in_c: int, out_c: int, padding: int = 0) -> List[nn.Module]:
-        if not factorized:
-            return _bn_block(in_c, out_c, 3, padding)
-        return [*_bn_block(in_c, out_c, (3, 1), (padding, 0)), *_bn_block(out_c, out_c, (1, 3), (0, padding))]
+        if separable and in_c > 1:
+            return [*_bn_block(in_c, in_c, 3, padding, groups=in_c), *_bn_block(in_c, out_c, 1)]
+        if factorized:
+            return [*_bn_block(in_c, out_c, (3, 1), (padding, 0)), *_bn_block(out_c, out_c, (1, 3), (0, padding))]
+        return _bn_block(in_c, out_c, 3, padding)
 
     c1, c2, *rest = widths
     layers: List[nn.Module] = [*unit(1, c1, 1), *unit(c1, c2), nn.MaxPool2d(2)]
