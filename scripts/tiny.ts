@@ -10,12 +10,14 @@
 //
 //   npx tsx scripts/tiny.ts search --model tiny8k --recipes sgd-ls-ema,adamw-ref [--epochs 15] [--seed 0]
 //   npx tsx scripts/tiny.ts final --model tiny8k --recipe sgd-ls-ema --seeds 1,2,3,4,5
+//   (either phase: --threads N sets libtorch's intra-op threads, one per core by default,
+//   so that runs side by side do not oversubscribe the cores; it is written in the log)
 //   npx tsx scripts/tiny.ts summary     (the README's tables from the search and final runs' logs)
 import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { forwardMacs } from '../bench/train.js';
-import { AUGMENT_PRESETS, countParams, loadMnist, Model, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
+import { AUGMENT_PRESETS, countParams, getThreads, loadMnist, Model, setThreads, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
 import { seedSpread } from '../src/metrics.js';
 import { tinyModels, tinyNet } from '../src/models.js';
 
@@ -95,6 +97,7 @@ const { positionals, values } = parseArgs({
     epochs: { type: 'string', default: '15' },
     seed: { type: 'string', default: '0' },
     seeds: { type: 'string', default: '1,2,3,4,5' },
+    threads: { type: 'string' },
   },
 });
 const phase = positionals[0];
@@ -108,6 +111,11 @@ const name = values.model;
 const spec = architectures[name];
 if (spec === undefined) throw new Error(`--model must be one of ${Object.keys(architectures).join(', ')}`);
 const epochs = Number(values.epochs);
+if (values.threads !== undefined) {
+  const threads = Number(values.threads);
+  if (!Number.isInteger(threads) || threads < 1) throw new Error(`--threads must be a positive integer, got '${values.threads}'`);
+  setThreads(threads);
+}
 const recipeOf = (r: string): TrainOptions => {
   const recipe = RECIPES[r];
   if (!recipe) throw new Error(`unknown recipe '${r}' (have ${Object.keys(RECIPES).join(', ')})`);
@@ -120,7 +128,7 @@ async function run(data: { train: Dataset; test: Dataset }, recipe: string, seed
   const log = join(logDir, `${phase}-${name}-${recipe}-s${seed}.jsonl`);
   const options: TrainOptions = { ...recipeOf(recipe), epochs, seed, skipTrainEval: true };
   const scored = phase === 'search' ? 'val (10,000 held-out training images)' : 'test';
-  writeFileSync(log, `${JSON.stringify({ phase, model: name, params: countParams(spec), recipe, options, scored, date: new Date().toISOString() })}\n`);
+  writeFileSync(log, `${JSON.stringify({ phase, model: name, params: countParams(spec), recipe, options, threads: getThreads(), scored, date: new Date().toISOString() })}\n`);
   const model = new Model(spec, { seed });
   const result = await train(model, data, {
     ...options,
