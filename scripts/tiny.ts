@@ -37,6 +37,8 @@ const CANDIDATES: Record<string, ModelSpec> = {
   'tiny2k-sep': tinyNet('tiny2k-sep', [8, 16, 16, 16, 16], null, { separable: true }),
   'tiny5k-sep': tinyNet('tiny5k-sep', [8, 20, 28, 28, 28, 28], null, { separable: true }),
   'tiny8k-sep': tinyNet('tiny8k-sep', [12, 32, 36, 36, 36, 36], null, { separable: true }),
+  // tiny2k-sep with one more stage (down to 5x5), narrower to stay under 2,000: 1,978.
+  'tiny2k-sep-deep': tinyNet('tiny2k-sep-deep', [8, 14, 14, 14, 14, 14], null, { separable: true }),
 };
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 
