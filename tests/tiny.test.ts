@@ -1,8 +1,9 @@
 // The tiny family (issue 15): exact parameter counts under each budget, the PyTorch twins
 // (python/tiny_models.py, through python/zoo.py) against torchlet's models with weights
 // both ways and equal logits on real MNIST images (helpers/zoo-interop.ts), and
-// `torchlet train`/`evaluate` taking them by name. The same for tiny8k factorized into
-// 3x1 + 1x3 convolutions (non-square kernels), which also trains through train().
+// `torchlet train`/`evaluate` taking them by name; their depthwise-separable layout. The
+// same for the first tiny8k factorized into 3x1 + 1x3 convolutions (non-square kernels),
+// which also trains through train().
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,12 +23,27 @@ zooInteropSuite(names, new Set(names), registry, 'tiny models');
 
 describe('tiny models', () => {
   it.each([
-    ['tiny8k', 7_766, 8_000],
-    ['tiny5k', 4_582, 5_000],
-    ['tiny2k', 1_790, 2_000],
+    ['tiny8k', 7_950, 8_000],
+    ['tiny5k', 4_946, 5_000],
+    ['tiny2k', 1_978, 2_000],
   ] as const)('%s has exactly %i parameters, under %i', (name, params, budget) => {
     expect(countParams(tinyModels[name])).toBe(params);
     expect(params).toBeLessThan(budget);
+  });
+
+  it.each(Object.keys(tinyModels) as (keyof typeof tinyModels)[])('%s: a plain first conv, then every 3x3 depthwise (groups = channels) and followed by a 1x1', (name) => {
+    const convs = tinyModels[name].layers.flatMap((l) => (l.type === 'conv2d' ? [l] : []));
+    expect(convs[0]).toMatchObject({ in: 1, kernel: 3, padding: 1 });
+    expect(convs[0]?.groups).toBeUndefined();
+    const rest = convs.slice(1, -1);
+    expect(rest.length % 2).toBe(0);
+    for (let i = 0; i < rest.length; i += 2) {
+      const [dw, pw] = [rest[i]!, rest[i + 1]!];
+      expect(dw).toMatchObject({ kernel: 3, groups: dw.in, out: dw.in, bias: false });
+      expect(pw).toMatchObject({ kernel: 1, in: dw.in, bias: false });
+      expect(pw.groups).toBeUndefined();
+    }
+    expect(convs.at(-1)).toMatchObject({ kernel: 1, out: 10 });
   });
 
   it('tiny8k_factorized: every 3x3 is a 3x1 then a 1x3, for 6,326 parameters', () => {
