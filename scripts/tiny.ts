@@ -13,7 +13,7 @@
 //   (either phase: --threads N sets libtorch's intra-op threads, one per core by default,
 //   so that runs side by side do not oversubscribe the cores; it is written in the log)
 //   npx tsx scripts/tiny.ts summary     (the README's tables from the search and final runs' logs)
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { forwardMacs } from '../bench/train.js';
@@ -140,6 +140,11 @@ async function run(data: { train: Dataset; test: Dataset }, recipe: string, seed
   const log = join(logDir, `${phase}-${name}-${recipe}-s${seed}.jsonl`);
   const options: TrainOptions = { ...recipeOf(recipe), epochs, seed, skipTrainEval: true };
   const scored = phase === 'search' ? 'val (10,000 held-out training images)' : 'test';
+  if (existsSync(log)) {
+    // The family's names once held the plain nets: a rerun under a name must not replace a log of another architecture.
+    const before = JSON.parse(readFileSync(log, 'utf8').split('\n')[0] ?? '{}') as { params?: number };
+    if (before.params !== countParams(spec)) throw new Error(`${log} records a ${before.params}-parameter net, not this ${countParams(spec)}-parameter ${name}; run it under one of its other names (${Object.keys(CANDIDATES).filter((c) => c.startsWith(`${name}-`)).join(", ")})`);
+  }
   writeFileSync(log, `${JSON.stringify({ phase, model: name, params: countParams(spec), recipe, options, threads: getThreads(), scored, date: new Date().toISOString() })}\n`);
   const model = new Model(spec, { seed });
   const result = await train(model, data, {
