@@ -120,8 +120,8 @@ class TorchletSide {
 
 /**
  * Every side of one model in turn, repetition by repetition (torchlet with all its CPU paths
- * on, each --ablate variant, and PyTorch; the order rotates each repetition), so that the
- * machine's drift over minutes falls on every side alike.
+ * on, each --ablate variant, and PyTorch; the order changes each repetition, runner.ts
+ * turnOrder), so that the machine's drift over minutes falls on every side alike.
  */
 async function measure(name: ZooName, opts: ZooBenchOptions, peer: PythonWorker): Promise<{ variants: Samples[]; pytorch: Samples }> {
   const variants: Partial<CpuKernels>[] = [{}, ...(opts.ablate ? ABLATIONS.map((a) => a.off) : [])];

@@ -220,13 +220,13 @@ function searchTable(): void {
 function summary(): void {
   searchTable();
   console.log();
-  const runs = finishedRuns('final').map((run) => ({ spec: specOf(run), model: specOf(run).name, recipe: run.header.recipe, seed: run.header.options.seed, file: run.file, test: run.epochs.map((e) => 100 * e.testAccuracy) }));
+  const runs = finishedRuns('final').map((run) => ({ spec: specOf(run), recipe: run.header.recipe, seed: run.header.options.seed, file: run.file, test: run.epochs.map((e) => 100 * e.testAccuracy) }));
   const f2 = (x: number): string => x.toFixed(2);
   const count = (x: number): string => x.toLocaleString('en-US');
   console.log('| model | parameters | multiply-adds per image | recipe | seeds | mean | sd | min | max | final-epoch test accuracy per seed (log) |');
   console.log('|---|---:|---:|---|---|---:|---:|---:|---:|---|');
-  for (const key of new Set(runs.map((r) => `${r.model} ${r.recipe}`))) {
-    const group = runs.filter((r) => `${r.model} ${r.recipe}` === key);
+  for (const key of new Set(runs.map((r) => `${r.spec.name} ${r.recipe}`))) {
+    const group = runs.filter((r) => `${r.spec.name} ${r.recipe}` === key);
     const [model = '', recipe = ''] = key.split(' ');
     const spec = group[0]?.spec;
     if (spec === undefined) continue;
@@ -237,5 +237,5 @@ function summary(): void {
   const width = Math.max(0, ...runs.map((r) => r.test.length));
   console.log(`\n| run | ${Array.from({ length: width }, (_, i) => i + 1).join(' | ')} |`);
   console.log(`|---|${'---|'.repeat(width)}`);
-  for (const r of runs) console.log(`| ${r.model} ${r.recipe} s${r.seed} | ${r.test.map(f2).join(' | ')} |`);
+  for (const r of runs) console.log(`| ${r.spec.name} ${r.recipe} s${r.seed} | ${r.test.map(f2).join(' | ')} |`);
 }
