@@ -2,9 +2,9 @@
 // for a 28x28 MNIST PNG and a 280x280 dark-on-light PNG, split into decoding and the pure
 // pipeline. Medians of back-to-back calls after a warm-up, in one process.
 import { parseArgs } from 'node:util';
-import { PNG } from 'pngjs';
 import sharp from 'sharp';
 import { loadRawDataset } from '../src/data/mnist.js';
+import { decodePng } from '../src/image/png-decode.js';
 import { encodePng, preprocessImage, preprocessPixels, type Channels } from '../src/image/index.js';
 import { draw } from '../tests/image/draw.js';
 import { darkOnLightPng } from '../tests/serve/helpers.js';
@@ -52,18 +52,24 @@ await median('280x280: preprocessPixels only', (i) => {
 });
 await median('encodePng 28x28 (what the model saw)', (i) => encodePng(pick(digits, i), 28, 28));
 
-// Where pngjs's synchronous decode stops beating sharp's (decode.ts's SMALL_PNG): wall time
-// here, CPU time (pngjs keeps the GC busy) beside it.
-for (const size of [128, 160, 192, 256]) {
-  const pngs = await Promise.all(digits.slice(0, 10).map((d, i) => darkOnLightPng({ index: i, label: test.labels[i] ?? 0, pixels: d }, size)));
-  for (const [name, decode] of [
-    ['sharp', (png: Buffer) => sharp(png).raw().toBuffer()],
-    ['pngjs', (png: Buffer) => PNG.sync.read(png)],
-  ] as const) {
-    const cpu = process.cpuUsage();
-    const n = Math.min(N, 500);
-    await median(`${size}x${size} PNG: ${name} decode only`, (i) => decode(pick(pngs, i)), n);
-    const used = process.cpuUsage(cpu);
-    console.log(`${''.padEnd(44)} cpu    ${((used.user + used.system) / (n + Math.min(200, n))).toFixed(1).padStart(7)} us`);
+// Where the synchronous PNG reader stops beating sharp (decode.ts's SYNC_PNG): wall time
+// here, CPU time beside it, for PNGs stored unfiltered (sharp's default, as the serving
+// benchmark's upload is) and with every row filtered (libpng's adaptive choice, as browsers
+// and image editors write them; the reader's slowest case).
+for (const size of [160, 256, 384, 512, 768]) {
+  for (const adaptiveFiltering of [false, true]) {
+    const pngs = await Promise.all(
+      digits.slice(0, 10).map(async (d, i) => sharp(await darkOnLightPng({ index: i, label: test.labels[i] ?? 0, pixels: d }, size)).png({ adaptiveFiltering }).toBuffer()),
+    );
+    for (const [name, decode] of [
+      ['sharp', (png: Buffer) => sharp(png).raw().toBuffer()],
+      ['decodePng', (png: Buffer) => decodePng(png)],
+    ] as const) {
+      const cpu = process.cpuUsage();
+      const n = Math.min(N, 300);
+      await median(`${size}x${size} PNG${adaptiveFiltering ? ', filtered' : ''}: ${name}`, (i) => decode(pick(pngs, i)), n);
+      const used = process.cpuUsage(cpu);
+      console.log(`${''.padEnd(44)} cpu    ${((used.user + used.system) / (n + Math.min(200, n))).toFixed(1).padStart(7)} us`);
+    }
   }
 }

@@ -2,18 +2,19 @@
 // is checked against the header before any pixel is decoded), then hand the raw pixels to
 // the pure pipeline.
 //
-// sharp decodes everything, except small PNGs: for those sharp's fixed cost per call (a
-// thread-pool hop and a libvips pipeline, ~0.5 ms) is 20 times the decode itself, so
-// pngjs decodes them synchronously over node:zlib (~25 us for 28x28). pngjs's own cost
-// grows with the pixels (it expands every pixel to RGBA in JS, and its garbage costs more
-// the larger the heap): at 160x160 it took 390-410 us against sharp's 590-600 us, for
-// about the same CPU (570-670 against 610-740 us); at 192x192 still less time (540-570
-// against 640-750 us) but as much CPU or more (730-905 against 670-860 us), which is what
-// a busy server runs out of (`npm run bench:preprocess` times both by size).
+// sharp decodes everything, except most PNGs up to 512x512: for those sharp's fixed cost per
+// call (a thread-pool hop and a libvips pipeline, ~0.5 ms) is most of the work, so
+// png-decode.ts reads them synchronously over node:zlib, when they are 8-bit and not
+// interlaced and no more than a fully filtered 160x160 RGBA image's worth of bytes sits in
+// filtered rows. `npm run bench:preprocess` times both by size (2026-12-07, load ~2): 28x28
+// 16 us in all; 280x280 unfiltered (sharp's default) decodePng 50-110 us against sharp's
+// 420-840 us; 512x512 450 against 1,380 us; fully filtered (libpng's adaptive choice) 160x160
+// 290 against 480 us, but 256x256 710 against 730 us for a third more CPU, so larger filtered
+// images go to sharp.
 import { readFile } from 'node:fs/promises';
-import { PNG } from 'pngjs';
 import type { Sharp, SharpOptions } from 'sharp';
 import { ImageError } from './errors.js';
+import { decodePng, PngDamage, type DecodedPng } from './png-decode.js';
 import { preprocessPixels, type Channels, type ImageFormat, type PreprocessResult } from './mnistify.js';
 
 export interface PreprocessOptions {
@@ -22,8 +23,10 @@ export interface PreprocessOptions {
 }
 
 export const DEFAULT_MAX_PIXELS = 24_000_000;
-/** PNGs up to this many pixels (160x160) take the synchronous path, where pngjs decodes them as sharp does. */
-const SMALL_PNG = 160 * 160;
+/** PNGs up to this many pixels may take the synchronous path (above: sharp's threads are faster). */
+const SYNC_PNG_PIXELS = 512 * 512;
+/** ...and at most this many bytes in filtered rows (a 160x160 RGBA image's). */
+const SYNC_FILTERED_BYTES = 160 * 160 * 4;
 
 type Decoded = Exclude<ImageFormat, 'raw'>;
 
@@ -82,14 +85,15 @@ export async function preprocessImage(input: Buffer | Uint8Array | string, optio
   if (format === 'png' && bytes.length >= 24 && bytes.toString('latin1', 12, 16) === 'IHDR') {
     const declared = bytes.readUInt32BE(16) * bytes.readUInt32BE(20);
     if (declared > maxPixels) throw tooLarge(what, maxPixels, bytes.readUInt32BE(16), bytes.readUInt32BE(20));
-    if (declared <= SMALL_PNG && pngjsAgrees(bytes)) {
-      let png: PNG;
+    if (declared <= SYNC_PNG_PIXELS) {
+      let png: DecodedPng | null;
       try {
-        png = PNG.sync.read(bytes);
+        png = decodePng(bytes, { maxFilteredBytes: SYNC_FILTERED_BYTES });
       } catch (err) {
-        throw corrupt(err, what, format);
+        if (err instanceof PngDamage) throw corrupt(err, what, format);
+        throw err;
       }
-      return preprocessPixels(png.data, png.width, png.height, 4, format);
+      if (png !== null) return preprocessPixels(png.data, png.width, png.height, png.channels, format);
     }
   }
 
@@ -104,23 +108,6 @@ export async function preprocessImage(input: Buffer | Uint8Array | string, optio
   }
   const { data, info } = decoded;
   return preprocessPixels(data, info.width, info.height, info.channels as Channels, format);
-}
-
-/**
- * Whether pngjs gives the pixels that sharp gives, so that a PNG's result does not depend on
- * its size. It does not for 16-bit samples (rounded differently to bytes), an ICC profile
- * (sharp converts to sRGB) or EXIF (sharp applies its orientation). Walking the chunk
- * headers costs a few reads.
- */
-function pngjsAgrees(png: Buffer): boolean {
-  const depth = png[24];
-  if (depth === undefined || depth > 8) return false;
-  for (let p = 8; p + 8 <= png.length; p += 12 + png.readUInt32BE(p)) {
-    const type = png.toString('latin1', p + 4, p + 8);
-    if (type === 'iCCP' || type === 'eXIf') return false;
-    if (type === 'IEND') break;
-  }
-  return true;
 }
 
 function reasonOf(err: unknown): string {
