@@ -84,8 +84,10 @@ export function decodePng(png: Buffer, options: DecodePngOptions = {}): DecodedP
   const size = (stride + 1) * height;
   let raw: Buffer;
   try {
-    // The limit bounds memory whatever the stream claims: the header's size was checked first.
-    raw = inflateSync(idat.length === 1 ? (idat[0] as Buffer) : Buffer.concat(idat), { maxOutputLength: size });
+    // The limit bounds memory whatever the stream claims (the header's size was checked
+    // first); one chunk a byte larger than the image holds it all, so node:zlib neither
+    // gathers 16 KiB pieces nor concatenates them.
+    raw = inflateSync(idat.length === 1 ? (idat[0] as Buffer) : Buffer.concat(idat), { maxOutputLength: size, chunkSize: Math.max(64, size + 1) });
   } catch (err) {
     throw new PngDamage(`the image data does not inflate: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -106,22 +108,27 @@ function printable(type: string): string {
 }
 
 /**
- * Undoes the five scanline filters of PNG (RFC 2083, 6) for whole-byte pixels of `bpp` bytes.
- * The first pixel of a row and the first row (whose neighbours read as 0) have loops of their
- * own, so that the loops over most bytes do not branch on where they are.
+ * Undoes the five scanline filters of PNG (RFC 2083, 6) for whole-byte pixels of `bpp` bytes,
+ * in place: row y moves y + 1 bytes left (dropping the filter bytes), and each byte is written
+ * only after the bytes it overwrites were read. The first pixel of a row and the first row
+ * (whose neighbours read as 0) have loops of their own, so that the loops over most bytes do
+ * not branch on where they are.
  */
 function unfilter(raw: Buffer, stride: number, height: number, bpp: number): Uint8Array {
-  const out = new Uint8Array(stride * height);
+  const out = new Uint8Array(raw.buffer, raw.byteOffset, stride * height);
   // A zero row above the first: Up, Average and Paeth then need no case for row 0.
   const zero = new Uint8Array(stride);
   for (let y = 0; y < height; y++) {
     const s = y * (stride + 1) + 1;
+    const filter = raw[s - 1];
+    if (filter === 0) {
+      raw.copyWithin(y * stride, s, s + stride);
+      continue;
+    }
     const row = out.subarray(y * stride, (y + 1) * stride);
     const up = y === 0 ? zero : out.subarray((y - 1) * stride, y * stride);
     const line = raw.subarray(s, s + stride);
-    const filter = raw[s - 1];
-    if (filter === 0) row.set(line);
-    else if (filter === 1) {
+    if (filter === 1) {
       row.set(line.subarray(0, bpp));
       for (let i = bpp; i < stride; i++) row[i] = ((line[i] as number) + (row[i - bpp] as number)) & 255;
     } else if (filter === 2) {
