@@ -49,6 +49,10 @@ const CANDIDATES: Record<string, ModelSpec> = {
   'tiny2k-sep-deep': { ...tinyModels.tiny2k, name: 'tiny2k-sep-deep' },
   'tiny5k-sep': { ...tinyModels.tiny5k, name: 'tiny5k-sep' },
   'tiny8k-sep': { ...tinyModels.tiny8k, name: 'tiny8k-sep' },
+  // tiny8k-sep and tiny5k-sep without the ReLU between each depthwise 3x3's batch norm and
+  // its 1x1 (session 11, round 4): the same parameters.
+  'tiny8k-sep-lin': tinyNet('tiny8k-sep-lin', [12, 32, 36, 36, 36, 36], null, { separable: true, linearDepthwise: true }),
+  'tiny5k-sep-lin': tinyNet('tiny5k-sep-lin', [8, 20, 28, 28, 28, 28], null, { separable: true, linearDepthwise: true }),
 };
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 

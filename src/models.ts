@@ -66,9 +66,9 @@ export function isModelName(name: string): name is ModelName {
   return Object.hasOwn(models, name);
 }
 
-/** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU. */
-function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0, groups = 1): Layer[] {
-  return [L.conv2d(inC, outC, kernel, { padding, bias: false, ...(groups === 1 ? {} : { groups }) }), L.batchNorm2d(outC), L.relu()];
+/** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU (unless `relu` is false). */
+function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0, groups = 1, relu = true): Layer[] {
+  return [L.conv2d(inC, outC, kernel, { padding, bias: false, ...(groups === 1 ? {} : { groups }) }), L.batchNorm2d(outC), ...(relu ? [L.relu()] : [])];
 }
 
 /**
@@ -82,12 +82,19 @@ function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0,
  * `separable`: each 3x3 after the first (whose one input channel leaves nothing to separate)
  * becomes a depthwise 3x3 then a 1x1, each with its batch norm and ReLU (MobileNet v1's
  * block: 9*in + in*out weights, so the same budget buys more depth and width).
+ * `linearDepthwise` (with `separable`): no ReLU between the depthwise conv's batch norm and the
+ * 1x1, as Xception found better; the parameters are the same.
  */
-export function tinyNet(name: string, widths: [number, number, ...number[]], squeeze: number | null, options: { factorized?: boolean; separable?: boolean } = {}): ModelSpec {
+export function tinyNet(
+  name: string,
+  widths: [number, number, ...number[]],
+  squeeze: number | null,
+  options: { factorized?: boolean; separable?: boolean; linearDepthwise?: boolean } = {},
+): ModelSpec {
   const [c1, c2, ...rest] = widths;
   const unit = (inC: number, outC: number, kernel: number, padding = 0): Layer[] => {
     if (kernel !== 3) return bnBlock(inC, outC, kernel, padding);
-    if (options.separable === true && inC > 1) return [...bnBlock(inC, inC, 3, padding, inC), ...bnBlock(inC, outC, 1)];
+    if (options.separable === true && inC > 1) return [...bnBlock(inC, inC, 3, padding, inC, options.linearDepthwise !== true), ...bnBlock(inC, outC, 1)];
     if (options.factorized === true) return [...bnBlock(inC, outC, [3, 1], [padding, 0]), ...bnBlock(outC, outC, [1, 3], [0, padding])];
     return bnBlock(inC, outC, kernel, padding);
   };

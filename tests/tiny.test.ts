@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMnist, Model, train } from '../src/index.js';
-import { countParams } from '../src/spec.js';
-import { tinyFactorized, tinyModels } from '../src/models.js';
+import { countParams, type ModelSpec } from '../src/spec.js';
+import { tinyFactorized, tinyModels, tinyNet } from '../src/models.js';
 import { cli, expectNoCrash } from './helpers/cli.js';
 import { zooInteropSuite, type Registry } from './helpers/zoo-interop.js';
 
@@ -44,6 +44,16 @@ describe('tiny models', () => {
       expect(pw.groups).toBeUndefined();
     }
     expect(convs.at(-1)).toMatchObject({ kernel: 1, out: 10 });
+  });
+
+  it('linearDepthwise drops only the ReLU after each depthwise batch norm: the same parameters', () => {
+    const widths: [number, number, ...number[]] = [12, 32, 36, 36, 36, 36];
+    const [relu, linear] = [tinyNet('a', widths, null, { separable: true }), tinyNet('b', widths, null, { separable: true, linearDepthwise: true })];
+    expect(countParams(linear)).toBe(countParams(relu));
+    const after = (spec: ModelSpec): string[] => spec.layers.flatMap((l, i) => (l.type === 'conv2d' && (l.groups ?? 1) > 1 ? [spec.layers[i + 2]?.type ?? 'none'] : []));
+    expect(after(relu)).toEqual(Array(5).fill('relu'));
+    expect(after(linear)).toEqual(Array(5).fill('conv2d'));
+    expect(linear.layers.filter((l) => l.type === 'relu')).toHaveLength(relu.layers.filter((l) => l.type === 'relu').length - 5);
   });
 
   it('tiny8k_factorized: every 3x3 is a 3x1 then a 1x3, for 6,326 parameters', () => {
