@@ -6,6 +6,7 @@ import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
 import { decodePng, PngDamage, type DecodedPng } from '../../src/image/png-decode.js';
+import { chunk } from '../../src/image/png.js';
 import { MNIST_DIR } from '../helpers/cli.js';
 import { draw } from './draw.js';
 
@@ -101,14 +102,9 @@ describe('decodePng', () => {
     expect(decodePng(await rgb.clone().png({ progressive: true }).toBuffer())).toBeNull();
     expect(decodePng(await rgb.clone().withIccProfile('p3').png().toBuffer())).toBeNull();
     expect(decodePng(await rgb.clone().withMetadata({ orientation: 6 }).png().toBuffer())).toBeNull();
-    // pngjs writes gray as colour type 0 only with a bit depth it chooses; a tRNS colour key is
-    // spliced into a gray PNG by hand.
+    // A tRNS colour key (gray level 255 is transparent) spliced in after IHDR.
     const gray = await rgb.clone().toColourspace('b-w').png().toBuffer();
-    const trns = Buffer.alloc(14);
-    trns.writeUInt32BE(2, 0);
-    trns.write('tRNS', 4, 'latin1');
-    trns.writeUInt16BE(255, 8);
-    trns.writeUInt32BE(crc32(trns.subarray(4, 10)), 10);
+    const trns = chunk('tRNS', Buffer.from([0, 255]));
     const keyed = Buffer.concat([gray.subarray(0, 33), trns, gray.subarray(33)]);
     expect(decodePng(keyed)).toBeNull();
     // ...and reading only as far as the rows' filters, when too many bytes are filtered.
@@ -148,12 +144,3 @@ describe('decodePng', () => {
     expect(damage(Buffer.concat([png.subarray(0, 8), png.subarray(33)]))).toMatch(/first chunk is .*not IHDR/);
   });
 });
-
-function chunk(type: string, body: Buffer): Buffer {
-  const out = Buffer.alloc(12 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  out.write(type, 4, 'latin1');
-  body.copy(out, 8);
-  out.writeUInt32BE(crc32(out.subarray(4, 8 + body.length)), 8 + body.length);
-  return out;
-}
