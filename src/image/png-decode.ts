@@ -23,6 +23,8 @@ export interface DecodedPng {
 export class PngDamage extends Error {}
 
 const CHANNELS: Partial<Record<number, Channels>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+/** Larger images go to sharp, which streams them; this reader holds the whole inflated image. */
+const MAX_BYTES = 64 << 20;
 
 export interface DecodePngOptions {
   /**
@@ -34,7 +36,8 @@ export interface DecodePngOptions {
 }
 
 /**
- * The pixels of an 8-bit, non-interlaced PNG, or null when the file needs a full decoder.
+ * The pixels of an 8-bit, non-interlaced PNG of up to 64 MiB, or null when the file needs a
+ * full decoder.
  * `png` must start with the PNG signature. Throws PngDamage for a file that is damaged:
  * a bad checksum, a chunk or the image data cut short, an unknown filter, a palette index
  * out of range.
@@ -82,6 +85,7 @@ export function decodePng(png: Buffer, options: DecodePngOptions = {}): DecodedP
   const channels = CHANNELS[colourType] as Channels;
   const stride = width * channels;
   const size = (stride + 1) * height;
+  if (size > MAX_BYTES) return null;
   let raw: Buffer;
   try {
     // The limit bounds memory whatever the stream claims (the header's size was checked

@@ -107,6 +107,9 @@ describe('decodePng', () => {
     const trns = chunk('tRNS', Buffer.from([0, 255]));
     const keyed = Buffer.concat([gray.subarray(0, 33), trns, gray.subarray(33)]);
     expect(decodePng(keyed)).toBeNull();
+    // ...an image over 64 MiB (a header that says 5000x5000 RGB; the data is never inflated)...
+    const big = editChunk(await rgb.clone().png().toBuffer(), 'IHDR', (b) => void (b.writeUInt32BE(5000, 0), b.writeUInt32BE(5000, 4)));
+    expect(decodePng(big)).toBeNull();
     // ...and reading only as far as the rows' filters, when too many bytes are filtered.
     const filtered = await rgb.clone().png({ adaptiveFiltering: true }).toBuffer();
     expect(decodePng(filtered, { maxFilteredBytes: 10 })).toBeNull();
