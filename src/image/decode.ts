@@ -6,11 +6,11 @@
 // call (a thread-pool hop and a libvips pipeline, ~0.5 ms) is most of the work, so
 // png-decode.ts reads them synchronously over node:zlib, when they are 8-bit and not
 // interlaced and no more than a fully filtered 160x160 RGBA image's worth of bytes sits in
-// filtered rows. `npm run bench:preprocess` times both by size (2026-12-07, load ~2): 28x28
-// 16 us in all; 280x280 unfiltered (sharp's default) decodePng 50-110 us against sharp's
-// 420-840 us; 512x512 450 against 1,380 us; fully filtered (libpng's adaptive choice) 160x160
-// 290 against 480 us, but 256x256 710 against 730 us for a third more CPU, so larger filtered
-// images go to sharp.
+// filtered rows. `npm run bench:preprocess` times both by size (README, "Preprocessing
+// time", 2026-12-07): unfiltered (sharp's default) 256x256 52 against sharp's 454 us, 512x512
+// 190 against 888 us; with every row filtered (libpng's adaptive choice) 160x160 241 against
+// 480 us, but 256x256 609 against 675 us for as much CPU, and 512x512 slower, so heavily
+// filtered images past 160x160 go to sharp.
 import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import { ImageError } from './errors.js';
