@@ -37,10 +37,9 @@ export interface DecodePngOptions {
 
 /**
  * The pixels of an 8-bit, non-interlaced PNG of up to 64 MiB, or null when the file needs a
- * full decoder.
- * `png` must start with the PNG signature. Throws PngDamage for a file that is damaged:
- * a bad checksum, a chunk or the image data cut short, an unknown filter, a palette index
- * out of range.
+ * full decoder. `png` must start with the PNG signature. Throws PngDamage for a file that is
+ * damaged: a bad checksum, a chunk or the image data cut short, an unknown filter, a palette
+ * index out of range.
  */
 export function decodePng(png: Buffer, options: DecodePngOptions = {}): DecodedPng | null {
   let width = 0;
