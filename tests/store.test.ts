@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
-import { Kysely, SqliteDialect, PostgresDialect } from 'kysely';
+import { Kysely, SqliteDialect, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadMnist, Model, models, train, type MnistData } from '../src/index.js';
@@ -208,6 +208,39 @@ describe.each(backends)('run store on $name', (backend) => {
       expect(await upgraded.getRun('abcd0123')).toMatchObject({ name: 'old', experiment: 'legacy', status: 'finished', config: { epochs: 3 }, attempts: 0, cancelRequested: false });
     } finally {
       await upgraded.close();
+      await fresh.drop();
+    }
+  });
+});
+
+describe('a PostgreSQL store whose connection is cut', () => {
+  const skip = missing(postgresAvailable, POSTGRES_PACKAGE);
+
+  it.skipIf(skip)('between two statements of a write: no crash, and the write is retried on a new connection', async () => {
+    // pg emits 'error' on a client that is checked out but idle when its server goes away
+    // (a restart, an administrator's terminate); with no listener that killed the process.
+    // pg_terminate_backend cuts exactly that connection, between the two statements.
+    const fresh = await freshDatabase();
+    const store = await RunStore.open(fresh.url);
+    const admin = new pg.Client({ connectionString: fresh.url });
+    await admin.connect();
+    try {
+      let attempts = 0;
+      const run = await store.write(async (trx) => {
+        attempts++;
+        const { rows } = await sql<{ pid: number }>`select pg_backend_pid() as pid`.execute(trx);
+        if (attempts === 1) {
+          await admin.query('select pg_terminate_backend($1)', [rows[0]!.pid]);
+          // Long enough for the client to see its socket close while nothing is in flight.
+          await new Promise((r) => setTimeout(r, 300));
+        }
+        return trx.selectFrom('runs').select('id').execute();
+      });
+      expect(run).toEqual([]);
+      expect(attempts).toBe(2);
+    } finally {
+      await admin.end();
+      await store.close();
       await fresh.drop();
     }
   });

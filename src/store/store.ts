@@ -254,8 +254,12 @@ export class RunStore implements RunSink {
     let store: RunStore;
     if (/^postgres(ql)?:\/\//i.test(where)) {
       const pool = new pg.Pool({ connectionString: where, max: 4, connectionTimeoutMillis: 10_000 });
-      // An idle client's connection dropping (a database restart) must not crash the process; the next query reconnects.
+      // A connection dropping (a database restart, an administrator's terminate) must not
+      // crash the process. The pool reports it for an idle client; a client checked out
+      // between two statements (Kysely holds one through a transaction) reports it on itself,
+      // and then its next statement fails, which write() retries on a new connection.
       pool.on('error', () => undefined);
+      pool.on('connect', (client) => client.on('error', () => undefined));
       store = new RunStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), 'postgres', redact(where));
     } else {
       const path = resolve(where.replace(/^sqlite:/i, ''));
