@@ -52,10 +52,11 @@ await median('280x280: preprocessPixels only', (i) => {
 });
 await median('encodePng 28x28 (what the model saw)', (i) => encodePng(pick(digits, i), 28, 28));
 
-// Where the synchronous PNG reader stops beating sharp (decode.ts's SYNC_PNG): wall time
-// here, CPU time beside it, for PNGs stored unfiltered (sharp's default, as the serving
-// benchmark's upload is) and with every row filtered (libpng's adaptive choice, as browsers
-// and image editors write them; the reader's slowest case).
+// Where the synchronous PNG reader stops beating sharp (decode.ts's SYNC_PNG_PIXELS and
+// SYNC_FILTERED_BYTES): wall time here, CPU time beside it, for PNGs stored unfiltered
+// (sharp's default, as the serving benchmark's upload is) and with every row filtered
+// (libpng's adaptive choice, as browsers and image editors write them; the reader's slowest
+// case).
 for (const size of [160, 256, 384, 512, 768]) {
   for (const adaptiveFiltering of [false, true]) {
     const pngs = await Promise.all(
