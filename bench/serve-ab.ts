@@ -1,6 +1,6 @@
 // Same-run A/B of the serving path of two torchlet checkouts (each with its own sources and
 // native build): `torchlet serve` from each, as bench:serve starts it, loaded in turn by
-// autocannon with bench:serve's two images at concurrency 1 and 16. Besides req/s, p50 and
+// wrk with bench:serve's two images at concurrency 1 and 16. Besides req/s, p50 and
 // p99 it reports the server's CPU time per request (all its threads, from /proc: Linux
 // only), which a busy machine disturbs less than latency. For judging a change on a shared
 // machine: the absolute figures are the load's, compare the two columns.

@@ -1,7 +1,7 @@
 // The serving benchmark (issue 9): `torchlet serve` against the seeds' own stack, FastAPI +
 // uvicorn + Debian's PyTorch (bench/serve_peer.py) serving the same SuperLight weights with
-// the same preprocessing in PIL/numpy. Both are loaded with autocannon from this process,
-// POST /predict with a multipart upload of a 28x28 MNIST PNG and of a 280x280 dark-on-light
+// the same preprocessing in PIL/numpy. Both are loaded with Debian's wrk (one thread, in C,
+// so that the load generator takes as little of the 2 cores as it can), POST /predict with a multipart upload of a 28x28 MNIST PNG and of a 280x280 dark-on-light
 // PNG, at concurrency 1, 16 and 64. torchlet runs with 1 and 2 server processes
 // (`--processes`), and with dynamic batching off; the peer with 1 and 2 uvicorn workers. At
 // each point the better of torchlet's two and the better of the peer's two are compared.
@@ -9,13 +9,12 @@
 //   npm run bench:serve                 # full: 8 s per point, bench/results-serve.json, README table
 //   npm run bench:serve -- --quick      # smoke run: 1 s per point, bench/results-serve.quick.json
 //   npm run bench:serve -- --duration 15 --reps 3 --no-readme
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
-import { availableParallelism, loadavg } from 'node:os';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import autocannon from 'autocannon';
 import { darkOnLightPng, mnistDigits, mnistPng, multipart } from '../tests/serve/helpers.js';
-import { BENCH, benchArgs, cpuInfo, torchletCli, fixed, int, log, median, quantile, ROOT, threadsText, updateReadme } from './runner.js';
+import { BENCH, benchArgs, cpuInfo, torchletCli, fixed, int, log, median, ROOT, threadsText, updateReadme } from './runner.js';
 
 const README_START = '<!-- bench:serve:start -->';
 const README_END = '<!-- bench:serve:end -->';
@@ -31,7 +30,7 @@ export interface ServeBenchOptions {
   readme: string | undefined;
 }
 
-/** One measured point: autocannon's run against one server. */
+/** One measured point: wrk's run against one server. */
 export interface Point {
   requestsPerSecond: number;
   p50Ms: number;
@@ -90,39 +89,64 @@ async function batchStats(url: string): Promise<{ sum: number; count: number }> 
   return { sum: read('sum'), count: read('count') };
 }
 
-export async function load(server: Server, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<Point> {
-  const before = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
-  const latencies: number[] = [];
-  let errors = 0;
-  const result = await new Promise<autocannon.Result>((done, fail) => {
-    const instance = autocannon(
-      {
-        url: `${server.url}/predict`,
-        method: 'POST',
-        headers: { 'content-type': body.contentType },
-        body: body.body,
-        connections,
-        pipelining: 1,
-        duration: seconds,
-        timeout: 30,
-      },
-      (err, r) => (err ? fail(err instanceof Error ? err : new Error(String(err))) : done(r)),
-    );
-    // autocannon's own histogram counts whole milliseconds; these are the exact times.
-    instance.on('response', (_client, statusCode, _bytes, ms) => {
-      if (statusCode === 200) latencies.push(ms);
-      else errors++;
+const WRK_SCRIPT = join(BENCH, 'wrk-post.lua');
+const bodyFiles = new WeakMap<Buffer, string>();
+
+/** wrk reads the body from a file: one per body, removed when the process exits. */
+function bodyFile(body: Buffer): string {
+  let file = bodyFiles.get(body);
+  if (file === undefined) {
+    const dir = mkdtempSync(join(tmpdir(), 'torchlet-bench-serve-'));
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+    file = join(dir, 'body');
+    writeFileSync(file, body);
+    bodyFiles.set(body, file);
+  }
+  return file;
+}
+
+/** What bench/wrk-post.lua prints when wrk is done. */
+interface WrkSummary {
+  requests: number;
+  durationUs: number;
+  non2xx: number;
+  socketErrors: number;
+  p50Us: number;
+  p99Us: number;
+}
+
+function runWrk(url: string, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<WrkSummary> {
+  if (!Number.isInteger(seconds) || seconds < 1) throw new RangeError(`wrk runs whole seconds: got ${seconds}`);
+  const args = ['-t', '1', '-c', String(connections), '-d', `${seconds}s`, '--timeout', '30s', '-s', WRK_SCRIPT, url];
+  const env = { ...process.env, WRK_BODY: bodyFile(body.body), WRK_CONTENT_TYPE: body.contentType };
+  return new Promise((done, fail) => {
+    execFile('wrk', args, { env, timeout: (seconds + 60) * 1000 }, (err, stdout, stderr) => {
+      if (err !== null) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        fail(new Error(missing ? "bench:serve needs Debian's wrk on the PATH: apt-get install wrk" : `wrk ${args.join(' ')} failed: ${err.message}\n${stderr}`));
+        return;
+      }
+      const line = stdout.split('\n').findLast((l) => l.startsWith('{'));
+      if (line === undefined) {
+        fail(new Error(`wrk printed no summary:\n${stdout}${stderr}`));
+        return;
+      }
+      done(JSON.parse(line) as WrkSummary);
     });
   });
+}
+
+export async function load(server: Server, body: { body: Buffer; contentType: string }, connections: number, seconds: number): Promise<Point> {
+  const before = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
+  const w = await runWrk(`${server.url}/predict`, body, connections, seconds);
   const after = server.kind === 'torchlet' ? await batchStats(server.url) : undefined;
-  errors += result.errors + result.timeouts;
-  const elapsed = result.duration;
+  const ok = w.requests - w.non2xx;
   return {
-    requestsPerSecond: latencies.length / elapsed,
-    p50Ms: quantile(latencies, 0.5),
-    p99Ms: quantile(latencies, 0.99),
-    ok: latencies.length,
-    errors,
+    requestsPerSecond: ok / (w.durationUs / 1e6),
+    p50Ms: w.p50Us / 1000,
+    p99Ms: w.p99Us / 1000,
+    ok,
+    errors: w.non2xx + w.socketErrors,
     ...(before && after && after.count > before.count && { meanBatch: (after.sum - before.sum) / (after.count - before.count) }),
   };
 }
@@ -203,7 +227,7 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
         `FastAPI, ${workers} worker${workers > 1 ? 's' : ''}`,
         'peer',
         opts.python,
-        ['-m', 'uvicorn', 'serve_peer:app', '--app-dir', BENCH, '--port', String(port), '--workers', String(workers), '--log-level', 'warning', '--no-access-log'],
+        [join(BENCH, 'serve_peer.py'), '--port', String(port), '--workers', String(workers)],
         port,
         { TORCHLET_PEER_WEIGHTS: weights, PYTHONDONTWRITEBYTECODE: '1' },
       );
@@ -211,7 +235,7 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
       servers.push(peer);
     }
     // Warm-up: every server, every image, a short burst at concurrency 16.
-    for (const s of servers) for (const img of images) await load(s, img.form, 16, opts.quick ? 0.5 : 2);
+    for (const s of servers) for (const img of images) await load(s, img.form, 16, opts.quick ? 1 : 2);
 
     const rows: Row[] = [];
     for (const img of images) {
@@ -243,7 +267,7 @@ export async function serveBenchmark(opts: ServeBenchOptions): Promise<{ rows: R
       mode: opts.quick ? 'quick' : 'full',
       date: new Date().toISOString(),
       machine: { cpu: cpuInfo().model, cores, node: process.version, loadavgEnd: loadavg() },
-      config: { durationSeconds: opts.duration, reps: opts.reps, concurrency: CONCURRENCY, loadGenerator: 'autocannon (in the bench process), pipelining 1', body: 'multipart/form-data, field file' },
+      config: { durationSeconds: opts.duration, reps: opts.reps, concurrency: CONCURRENCY, loadGenerator: 'wrk 4.1 (Debian), 1 thread, keep-alive', body: 'multipart/form-data, field file' },
       rows,
       markdown,
     };
@@ -262,10 +286,10 @@ const ratio = (a: number, b: number): string => `${(a / b).toFixed(2)}x`;
 function serveMarkdown(rows: Row[], opts: ServeBenchOptions, cores: number): string {
   const lines = [
     `_Measured by \`npm run bench:serve\` on ${new Date().toISOString().slice(0, 10)}: ${cpuInfo().model}, ${cores} cores (${threadsText(cores)}), ` +
-      `server and load generator on the same machine; ${opts.duration} s per point${opts.reps > 1 ? `, median of ${opts.reps} reps` : ''}. ` +
+      `server and load generator (wrk, 1 thread) on the same machine; ${opts.duration} s per point${opts.reps > 1 ? `, median of ${opts.reps} reps` : ''}. ` +
       `POST /predict with a multipart upload; torchlet with dynamic batching (default settings), the better of 1 and 2 server processes (\`--processes\`) at each point, ` +
       `and with \`--max-batch 1\` (1 process); the peer is FastAPI + uvicorn (uvloop, httptools) + PyTorch, ` +
-      `the better of 1 and 2 workers at each point. Ratios: torchlet ÷ peer. A target passes only if it holds against the peer's median and against its single fastest run._`,
+      `the better of 1 and 2 workers (each with its own SO_REUSEPORT socket) at each point. Ratios: torchlet ÷ peer. A target passes only if it holds against the peer's median and against its single fastest run._`,
     '',
     '| image | concurrency | torchlet (best) req/s | p50 / p99 ms | batching off: req/s, p50 / p99 ms | peer (best) req/s | p50 / p99 ms | req/s ratio | p50 ratio | p99 ratio | target |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
@@ -301,13 +325,13 @@ function parseServeOptions(argv: string[]): ServeBenchOptions {
   const num = (name: string, v: string | undefined, fallback: number): number => {
     if (v === undefined) return fallback;
     const n = Number(v);
-    if (!(n > 0)) throw new RangeError(`--${name} must be a positive number, got '${v}'`);
+    if (!(Number.isInteger(n) && n > 0)) throw new RangeError(`--${name} must be a positive whole number, got '${v}'`);
     return n;
   };
   return {
     quick,
     duration: num('duration', values.duration, quick ? 1 : 8),
-    reps: Math.round(num('reps', values.reps, 1)),
+    reps: num('reps', values.reps, 1),
     python: values.python ?? '/usr/bin/python3',
     out,
     readme,

@@ -5,19 +5,32 @@ It serves the same SuperLight weights as `torchlet serve`, with the same preproc
 torchlet does: the digit, the confidence, the probabilities, what preprocessing did, and
 the 28x28 image as a base64 PNG. The benchmark starts it as
 
-    uvicorn serve_peer:app --app-dir bench --workers N --port P
+    python3 bench/serve_peer.py --port P --workers N
 
-with TORCHLET_PEER_WEIGHTS naming the weights file. One torch thread per worker: the
-image is tiny, and more threads only add hand-off cost (measured: 1 is the fastest here).
+with TORCHLET_PEER_WEIGHTS naming the weights file: N uvicorn servers, each in its own
+process with its own SO_REUSEPORT socket on P, so that the kernel spreads the connections
+over the workers by their addresses. `uvicorn --workers N` shares one socket instead, and
+whichever worker wakes first accepts every connection that is waiting: wrk opens its 16
+connections at once, and one worker took them all while the other idled (28x28 at c16:
+2 workers 700-843 req/s, 1 worker 815-842). torchlet's `--processes` spreads them evenly
+(node:cluster's round robin), so this is the peer's fair counterpart.
+
+One torch thread per worker: the image is tiny, and more threads only add hand-off cost
+(measured: 1 is the fastest here).
 """
+import argparse
 import base64
 import io
+import multiprocessing
 import os
+import signal
+import socket
 import sys
 import time
 
 import numpy as np
 import torch
+import uvicorn
 from fastapi import FastAPI, File, HTTPException, Request, UploadFile
 from PIL import Image, UnidentifiedImageError
 
@@ -131,3 +144,41 @@ async def predict_raw(request: Request):
 @app.get("/healthz")
 def healthz():
     return {"status": "ok"}
+
+
+def _serve(host: str, port: int) -> None:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(app, loop="uvloop", http="httptools", log_level="warning", access_log=False)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--workers", type=int, default=1)
+    args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_serve, args=(args.host, args.port)) for _ in range(args.workers)]
+    for w in workers:
+        w.start()
+
+    def stop(_signum, _frame):
+        for w in workers:
+            if w.is_alive():
+                os.kill(w.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for w in workers:
+        w.join()
+    sys.exit(max((w.exitcode or 0) for w in workers))
+
+
+if __name__ == "__main__":
+    main()
