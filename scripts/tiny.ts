@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { forwardMacs } from '../bench/train.js';
 import { AUGMENT_PRESETS, countParams, getThreads, loadMnist, Model, setThreads, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
 import { seedSpread } from '../src/metrics.js';
-import { tinyModels, tinyNet } from '../src/models.js';
+import { TINY_WIDTHS, tinyModels, tinyNet } from '../src/models.js';
 
 /**
  * Architectures tried on the validation split. The family's names first held plain 3x3 nets
@@ -51,8 +51,8 @@ const CANDIDATES: Record<string, ModelSpec> = {
   'tiny8k-sep': { ...tinyModels.tiny8k, name: 'tiny8k-sep' },
   // tiny8k-sep and tiny5k-sep without the ReLU between each depthwise 3x3's batch norm and
   // its 1x1 (session 11, round 4): the same parameters.
-  'tiny8k-sep-lin': tinyNet('tiny8k-sep-lin', [12, 32, 36, 36, 36, 36], null, { separable: true, linearDepthwise: true }),
-  'tiny5k-sep-lin': tinyNet('tiny5k-sep-lin', [8, 20, 28, 28, 28, 28], null, { separable: true, linearDepthwise: true }),
+  'tiny8k-sep-lin': tinyNet('tiny8k-sep-lin', TINY_WIDTHS.tiny8k, null, { separable: true, linearDepthwise: true }),
+  'tiny5k-sep-lin': tinyNet('tiny5k-sep-lin', TINY_WIDTHS.tiny5k, null, { separable: true, linearDepthwise: true }),
 };
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 

@@ -87,7 +87,7 @@ function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0,
  */
 export function tinyNet(
   name: string,
-  widths: [number, number, ...number[]],
+  widths: readonly [number, number, ...number[]],
   squeeze: number | null,
   options: { factorized?: boolean; separable?: boolean; linearDepthwise?: boolean } = {},
 ): ModelSpec {
@@ -113,12 +113,17 @@ export function tinyNet(
  * is plain (one input channel), the second separable, then the pool and four separable
  * stages: 28 -> 26 -> pool 13 -> 11 -> 9 -> 7 -> 5 -> GAP.
  */
-/** 7,950 parameters: four separable stages after the pool, 36 wide. */
-export const tiny8k = tinyNet('tiny8k', [12, 32, 36, 36, 36, 36], null, { separable: true });
-/** 4,946 parameters, the same layout 28 wide. */
-export const tiny5k = tinyNet('tiny5k', [8, 20, 28, 28, 28, 28], null, { separable: true });
-/** 1,978 parameters, the same layout 14 wide. */
-export const tiny2k = tinyNet('tiny2k', [8, 14, 14, 14, 14, 14], null, { separable: true });
+export const TINY_WIDTHS = {
+  /** 7,950 parameters: four separable stages after the pool, 36 wide. */
+  tiny8k: [12, 32, 36, 36, 36, 36],
+  /** 4,946 parameters, the same layout 28 wide. */
+  tiny5k: [8, 20, 28, 28, 28, 28],
+  /** 1,978 parameters, the same layout 14 wide. */
+  tiny2k: [8, 14, 14, 14, 14, 14],
+} as const;
+export const tiny8k = tinyNet('tiny8k', TINY_WIDTHS.tiny8k, null, { separable: true });
+export const tiny5k = tinyNet('tiny5k', TINY_WIDTHS.tiny5k, null, { separable: true });
+export const tiny2k = tinyNet('tiny2k', TINY_WIDTHS.tiny2k, null, { separable: true });
 
 /**
  * The first tiny8k's layout (plain 3x3s, a 1x1 squeeze) with every 3x3 factorized into a 3x1
