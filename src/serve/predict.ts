@@ -1,11 +1,11 @@
 // POST /predict and POST /predict/batch: an image in (multipart, raw image/* or JSON
 // pixels), MNIST preprocessing, one trip through the model's batcher, the digit out.
-import type { MultipartFile } from '@fastify/multipart';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { encodePng, ImageError, preprocessImage, type BBox, type ImageFormat } from '../image/index.js';
 import { ApiError } from './errors.js';
 import { IMAGE_PIXELS, readOutput, type HeldModel } from './registry.js';
 import { batchBodies, batchResponse, imageBodies, pixelsBody, predictionSchema, predictQuery, type PixelsRequest } from './schemas.js';
+import { isMultipart, readUploads } from './multipart.js';
 import { MEDIA_HINT, type ServeContext } from './server.js';
 
 interface Prepared {
@@ -92,43 +92,6 @@ function preparePixels(body: PixelsRequest): Prepared {
   return { pixels, source: 'pixels', format: 'raw', width: 28, height: 28, inverted: false, bbox: null, preprocessMs: 0 };
 }
 
-/** Reads a multipart upload's parts, collecting the files in fields named `field`. */
-async function readFiles(req: FastifyRequest, ctx: ServeContext, maxFiles: number): Promise<{ name: string; bytes: Buffer }[]> {
-  const files: { name: string; bytes: Buffer }[] = [];
-  let total = 0;
-  try {
-    for await (const part of req.parts()) {
-      if (part.type !== 'file') continue;
-      const file: MultipartFile = part;
-      if (file.fieldname !== 'file' && file.fieldname !== 'files') {
-        file.file.resume();
-        throw new ApiError(400, 'wrong_field', `the image must be in a multipart field named 'file', got a file in '${file.fieldname}'`);
-      }
-      if (files.length >= maxFiles) {
-        file.file.resume();
-        throw new ApiError(413, 'too_many_files', maxFiles === 1 ? 'send one file to /predict; use /predict/batch for several' : `at most ${maxFiles} files per request`);
-      }
-      const bytes = await file.toBuffer();
-      total += bytes.length;
-      if (total > ctx.options.bodyLimit) throw new ApiError(413, 'too_large', `the files add up to more than the ${ctx.options.bodyLimit}-byte limit`);
-      files.push({ name: file.filename, bytes });
-    }
-  } catch (err) {
-    if ((err as { code?: unknown }).code === 'FST_FILES_LIMIT') throw new ApiError(413, 'too_many_files', `at most ${maxFiles} files per request`);
-    throw multipartError(err);
-  }
-  if (files.length === 0) throw new ApiError(400, 'missing_file', "the multipart body has no file; send the image in a field named 'file'");
-  return files;
-}
-
-/** Multipart's own errors carry a 4xx status; busboy's parse errors do not, but are the client's fault too. */
-function multipartError(err: unknown): unknown {
-  if (err instanceof ApiError) return err;
-  const e = err as { statusCode?: unknown; code?: unknown; message?: unknown };
-  if (typeof e.statusCode === 'number' && e.statusCode >= 400 && e.statusCode < 500) return err;
-  return new ApiError(400, 'malformed_multipart', `the multipart body could not be parsed: ${String(e.message ?? err)}`);
-}
-
 function rawBody(req: FastifyRequest): Buffer {
   const body = req.body;
   if (typeof body === 'string') {
@@ -143,8 +106,9 @@ function rawBody(req: FastifyRequest): Buffer {
 }
 
 async function prepare(req: FastifyRequest, ctx: ServeContext): Promise<Prepared> {
-  if (req.isMultipart()) {
-    const [file] = await readFiles(req, ctx, 1);
+  const contentType = req.headers['content-type'];
+  if (isMultipart(contentType)) {
+    const [file] = await readUploads(rawBody(req), contentType ?? '', 1);
     if (file === undefined) throw new ApiError(400, 'missing_file', "the multipart body has no file; send the image in a field named 'file'");
     return prepareImage(file.bytes, ctx.options.maxPixels);
   }
@@ -215,12 +179,13 @@ export function predictRoutes(app: FastifyInstance, ctx: ServeContext): void {
       const started = performance.now();
       const held = await modelFor(ctx, req.query);
       try {
-        if (!req.isMultipart()) {
+        const contentType = req.headers['content-type'];
+        if (!isMultipart(contentType)) {
           throw new ApiError(415, 'unsupported_media_type', "send the images as multipart/form-data, each in a field named 'file'");
         }
-        const files = await readFiles(req, ctx, ctx.options.maxFiles);
+        const files = await readUploads(rawBody(req), contentType ?? '', ctx.options.maxFiles);
         const prepared = await Promise.all(
-          files.map(async (f, i) => ({ name: f.name, image: await prepareImage(f.bytes, ctx.options.maxPixels, `file ${i + 1} ('${f.name}')`) })),
+          files.map(async (f, i) => ({ name: f.filename, image: await prepareImage(f.bytes, ctx.options.maxPixels, `file ${i + 1} ('${f.filename}')`) })),
         );
         const results = await Promise.all(prepared.map(async (p) => ({ ...(await classify(held, p.image, req.query.image, started)), filename: p.name })));
         return { model: held.model.name, count: results.length, results, timeMs: performance.now() - started };

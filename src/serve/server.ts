@@ -3,7 +3,6 @@
 // same registry, metrics and limits through `app.torchlet`.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import fastifyMultipart from '@fastify/multipart';
 import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -174,9 +173,8 @@ export async function buildServer(serveOptions: ServeOptions): Promise<FastifyIn
 
   app.addContentTypeParser(/^image\/[\w.+-]+$/, { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
-  await app.register(fastifyMultipart, {
-    limits: { fileSize: options.bodyLimit, files: options.maxFiles, fields: 32, parts: options.maxFiles + 32, headerPairs: 100, fieldSize: 64 * 1024 },
-  });
+  // Uploads are buffered (bodyLimit bounds them) and parsed in the route: src/serve/multipart.ts.
+  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer', bodyLimit: options.bodyLimit }, (_req, body, done) => done(null, body));
 
   app.setErrorHandler((err, req, reply) => {
     const { body, headers } = toErrorBody(err);
