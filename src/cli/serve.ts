@@ -3,6 +3,7 @@
 // the dashboard, /predict?run=ID and a local worker process.
 import cluster from 'node:cluster';
 import { resolve } from 'node:path';
+import { setFlagsFromString } from 'node:v8';
 import { Command, Option } from 'commander';
 import type { FastifyPluginAsync } from 'fastify';
 import type { ModelName as ReleasedName } from '../models.js';
@@ -118,6 +119,12 @@ async function runPrimary(flags: ServeFlags): Promise<void> {
 }
 
 async function runServe(flags: ServeFlags): Promise<void> {
+  // V8 allocates in old space what an allocation site's history says will live long. A
+  // server's per-request objects are often alive at a scavenge (the request is in flight),
+  // so V8 pretenured them: ~1 MB more old space per scavenge, scavenges of 2-4 ms instead
+  // of ~1, and a mark-compact every few seconds. Off, a 28x28 upload at concurrency 16
+  // served 19% more requests with half the p99 (--trace-gc under wrk; README, Serving speed).
+  setFlagsFromString('--no-allocation-site-pretenuring');
   // The server's modules (Fastify and its plugins) load only for this command, so that the
   // others start as fast as before.
   const [{ drainOnSignals, startServer }, { loadServedEnsemble, loadServedModel }, { ModelRegistry }, { isServeProcess, serveProcessIndex }] = await Promise.all([
