@@ -23,7 +23,8 @@
         "native/batchnorm_act.cc",
         "native/conv_crop.cc",
         "native/cpu_kernels.cc",
-        "native/inference.cc"
+        "native/inference.cc",
+        "native/inflate.cc"
       ],
       "include_dirs": [
         "<!@(node -p \"require('node-addon-api').include_dir\")",

@@ -18,6 +18,7 @@
 #include "dropout.h"
 #include "ensemble.h"
 #include "errors.h"
+#include "inflate.h"
 #include "model.h"
 #include "trainer.h"
 
@@ -246,6 +247,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
   exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));
   exports.Set("warpImages", Napi::Function::New<WarpProbe>(env));
+  exports.Set("inflateInto", Napi::Function::New<InflateInto>(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   return exports;
 }

@@ -202,6 +202,12 @@ export interface Binding {
     direct: Float32Array;
     gridSample: Float32Array;
   };
+  /**
+   * Inflates zlib-wrapped deflate data (a PNG's IDAT stream) into `dst` and returns the bytes
+   * written: no allocation, so a server can reuse one buffer. Throws a RangeError when the
+   * data is invalid, ends early, or inflates to more than `dst` holds.
+   */
+  inflateInto(src: Uint8Array, dst: Uint8Array): number;
   libtorchVersion: string;
 }
 

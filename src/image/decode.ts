@@ -14,7 +14,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import { ImageError } from './errors.js';
-import { decodePng, PngDamage, type DecodedPng } from './png-decode.js';
+import { decodePng, PngDamage, PngScratch, type DecodedPng } from './png-decode.js';
 import { preprocessPixels, type Channels, type ImageFormat, type PreprocessResult } from './mnistify.js';
 
 export interface PreprocessOptions {
@@ -27,6 +27,12 @@ export const DEFAULT_MAX_PIXELS = 24_000_000;
 const SYNC_PNG_PIXELS = 512 * 512;
 /** ...and at most this many bytes in filtered rows (a 160x160 RGBA image's). */
 const SYNC_FILTERED_BYTES = 160 * 160 * 4;
+/**
+ * The synchronous path's inflate buffer, reused: its pixels are turned into the 28x28 result
+ * before preprocessImage first yields, so no call sees another's. (Each worker thread loads
+ * its own copy of this module.)
+ */
+const scratch = new PngScratch();
 
 type Decoded = Exclude<ImageFormat, 'raw'>;
 
@@ -88,7 +94,7 @@ export async function preprocessImage(input: Buffer | Uint8Array | string, optio
     if (declared <= SYNC_PNG_PIXELS) {
       let png: DecodedPng | null;
       try {
-        png = decodePng(bytes, { maxFilteredBytes: SYNC_FILTERED_BYTES });
+        png = decodePng(bytes, { maxFilteredBytes: SYNC_FILTERED_BYTES, scratch });
       } catch (err) {
         if (err instanceof PngDamage) throw corrupt(err, what, format);
         throw err;

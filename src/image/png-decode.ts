@@ -1,6 +1,7 @@
 // A synchronous PNG reader for the PNGs a model server mostly gets: 8-bit, not interlaced
-// (canvas exports, screenshots, scans saved by an editor). node:zlib inflates; the rows are
-// unfiltered here into the image's own channels, with no widening to RGBA.
+// (canvas exports, screenshots, scans saved by an editor). The addon inflates (Node's own
+// zlib, into a buffer the caller may reuse); the rows are unfiltered here into the image's
+// own channels, with no widening to RGBA.
 //
 // Why not sharp for these: sharp's fixed cost per call (a thread-pool hop and a libvips
 // pipeline) is ~0.5 ms, and for a 280x280 upload it was three quarters of the preprocessing
@@ -9,7 +10,8 @@
 // (16-bit or sub-byte samples, Adam7, colour profiles, EXIF orientation, a transparent colour
 // key) it leaves to sharp by returning null, so a PNG's pixels do not depend on which path
 // read it.
-import { crc32, inflateSync } from 'node:zlib';
+import { crc32 } from 'node:zlib';
+import { native } from '../native.js';
 import type { Channels } from './mnistify.js';
 
 export interface DecodedPng {
@@ -33,6 +35,24 @@ export interface DecodePngOptions {
    * where a native decoder elsewhere may do better. Default: no limit.
    */
   maxFilteredBytes?: number;
+  /**
+   * Inflate into this scratch's buffer (grown as needed) instead of a new one: the pixels
+   * returned are then a view of it, valid until the scratch's next use. For a caller that
+   * decodes one image after another and is done with each before the next (the server's
+   * preprocessing): 313 KB of garbage fewer per 280x280 RGBA upload.
+   */
+  scratch?: PngScratch;
+}
+
+/** A reusable inflate buffer for decodePng; see DecodePngOptions.scratch. */
+export class PngScratch {
+  private buffer = new Uint8Array(0);
+
+  /** At least `size` bytes; the contents are not kept. */
+  take(size: number): Uint8Array {
+    if (this.buffer.length < size) this.buffer = new Uint8Array(size);
+    return this.buffer;
+  }
 }
 
 /**
@@ -85,16 +105,18 @@ export function decodePng(png: Buffer, options: DecodePngOptions = {}): DecodedP
   const stride = width * channels;
   const size = (stride + 1) * height;
   if (size > MAX_BYTES) return null;
-  let raw: Buffer;
+  // One byte more than the image: a stream that inflates to more is damaged, and the addon
+  // says so instead of writing past the image (the header's size was checked first).
+  const out = options.scratch?.take(size + 1) ?? new Uint8Array(size + 1);
+  let inflated: number;
   try {
-    // The limit bounds memory whatever the stream claims (the header's size was checked
-    // first); one chunk a byte larger than the image holds it all, so node:zlib neither
-    // gathers 16 KiB pieces nor concatenates them.
-    raw = inflateSync(idat.length === 1 ? (idat[0] as Buffer) : Buffer.concat(idat), { maxOutputLength: size, chunkSize: Math.max(64, size + 1) });
+    inflated = native().inflateInto(idat.length === 1 ? (idat[0] as Buffer) : Buffer.concat(idat), out);
   } catch (err) {
     throw new PngDamage(`the image data does not inflate: ${err instanceof Error ? err.message : String(err)}`);
   }
-  if (raw.length < size) throw new PngDamage(`the image data ends early (${raw.length} of ${size} bytes)`);
+  if (inflated < size) throw new PngDamage(`the image data ends early (${inflated} of ${size} bytes)`);
+  if (inflated > size) throw new PngDamage(`the image data is longer than its ${width}x${height} image`);
+  const raw = out.subarray(0, size);
   if (options.maxFilteredBytes !== undefined) {
     let filtered = 0;
     for (let y = 0; y < height; y++) if (raw[y * (stride + 1)] !== 0) filtered += stride;
@@ -117,7 +139,7 @@ function printable(type: string): string {
  * (whose neighbours read as 0) have loops of their own, so that the loops over most bytes do
  * not branch on where they are.
  */
-function unfilter(raw: Buffer, stride: number, height: number, bpp: number): Uint8Array {
+function unfilter(raw: Uint8Array, stride: number, height: number, bpp: number): Uint8Array {
   const out = new Uint8Array(raw.buffer, raw.byteOffset, stride * height);
   // A zero row above the first: Up, Average and Paeth then need no case for row 0.
   const zero = new Uint8Array(stride);

@@ -5,7 +5,8 @@ import { PNG } from 'pngjs';
 import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
-import { decodePng, PngDamage, type DecodedPng } from '../../src/image/png-decode.js';
+import { native } from '../../src/native.js';
+import { decodePng, PngDamage, PngScratch, type DecodedPng } from '../../src/image/png-decode.js';
 import { chunk } from '../../src/image/png.js';
 import { MNIST_DIR } from '../helpers/cli.js';
 import { draw } from './draw.js';
@@ -138,6 +139,8 @@ describe('decodePng', () => {
     expect(decoded(gray4(Buffer.alloc(20, 0))).data).toEqual(new Uint8Array(16));
     expect(damage(gray4(Buffer.from([9, 1, 2, 3, 4, ...Buffer.alloc(15)])))).toMatch(/row 0 has filter type 9/);
     expect(damage(gray4(Buffer.alloc(15)))).toMatch(/ends early \(15 of 20 bytes\)/);
+    expect(damage(gray4(Buffer.alloc(21)))).toMatch(/longer than its 4x4 image/);
+    expect(damage(gray4(Buffer.alloc(4000)))).toMatch(/does not inflate: the data inflates to more than 21 bytes/);
     expect(damage(editChunk(gray4(Buffer.alloc(20)), 'IDAT', (b) => b.fill(0)))).toMatch(/does not inflate/);
     // A palette image whose pixels point past the palette.
     const palette = await sharp(rgba, { raw: { width: SIZE, height: SIZE, channels: 4 } }).flatten({ background: '#fff' }).png({ palette: true, colours: 64 }).toBuffer();
@@ -145,5 +148,38 @@ describe('decodePng', () => {
     const cut = Buffer.concat([palette.subarray(0, at), chunk('PLTE', palette.subarray(at + 8, at + 11)), palette.subarray(at + 12 + palette.readUInt32BE(at))]);
     expect(damage(cut)).toMatch(/palette entry \d+, but the palette has 1/);
     expect(damage(Buffer.concat([png.subarray(0, 8), png.subarray(33)]))).toMatch(/first chunk is .*not IHDR/);
+  });
+});
+
+describe('decodePng with a scratch buffer', () => {
+  it('gives the same pixels as without, image after image, larger and smaller, reusing one buffer', async () => {
+    const scratch = new PngScratch();
+    const sizes = [SIZE, 28, SIZE + 7, 12];
+    for (const [i, size] of sizes.entries()) {
+      const img = draw(test.images.slice(784 * i, 784 * (i + 1)), { size, scale: 1, x: 0, y: 0, ink: [10, 200, 30], alpha: true });
+      const png = await sharp(Buffer.from(img.data), { raw: { width: size, height: size, channels: 4 } }).png().toBuffer();
+      const fresh = decoded(png);
+      const reused = decodePng(png, { scratch });
+      expect(reused).not.toBeNull();
+      expect(Buffer.from(reused!.data).equals(Buffer.from(fresh.data))).toBe(true);
+      expect(reused!.data.buffer).toBe(scratch.take(0).buffer);
+    }
+  });
+});
+
+describe('native inflateInto', () => {
+  const data = Buffer.alloc(5000, 7);
+  const packed = deflateSync(data);
+  it('inflates into the buffer it is given and returns the length', () => {
+    const out = new Uint8Array(6000);
+    expect(native().inflateInto(packed, out)).toBe(5000);
+    expect(Buffer.from(out.subarray(0, 5000)).equals(data)).toBe(true);
+  });
+  it('names what is wrong: too little room, data cut short, not zlib data, wrong arguments', () => {
+    expect(() => native().inflateInto(packed, new Uint8Array(100))).toThrow(/inflates to more than 100 bytes/);
+    expect(() => native().inflateInto(packed.subarray(0, packed.length - 6), new Uint8Array(6000))).toThrow(/ends early/);
+    expect(() => native().inflateInto(Buffer.from('not zlib at all'), new Uint8Array(10))).toThrow(/invalid: incorrect header check/);
+    expect(() => native().inflateInto('x' as unknown as Uint8Array, new Uint8Array(10))).toThrow(TypeError);
+    expect(() => native().inflateInto(packed, new Float32Array(10) as unknown as Uint8Array)).toThrow(/dst must be a Uint8Array/);
   });
 });
