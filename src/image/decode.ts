@@ -14,7 +14,8 @@
 import { readFile } from 'node:fs/promises';
 import type { Sharp, SharpOptions } from 'sharp';
 import { ImageError } from './errors.js';
-import { decodePng, PngDamage, PngScratch, type DecodedPng } from './png-decode.js';
+import { decodePng, PngDamage, type DecodedPng } from './png-decode.js';
+import { Scratch } from './scratch.js';
 import { preprocessPixels, type Channels, type ImageFormat, type PreprocessResult } from './mnistify.js';
 
 export interface PreprocessOptions {
@@ -32,7 +33,7 @@ const SYNC_FILTERED_BYTES = 160 * 160 * 4;
  * before preprocessImage first yields, so no call sees another's. (Each worker thread loads
  * its own copy of this module.)
  */
-const scratch = new PngScratch();
+const scratch = new Scratch();
 
 type Decoded = Exclude<ImageFormat, 'raw'>;
 

@@ -5,6 +5,7 @@
 // decodes, and the browser runs the same code on a canvas's ImageData.
 import { MNIST_INPUT } from '../spec.js';
 import { ImageError } from './errors.js';
+import { Scratch } from './scratch.js';
 
 export const FRAME = 28;
 /** MNIST scaled each digit so that its longest side fits this box, then centred it by mass. */
@@ -15,6 +16,12 @@ export const NOISE_LEVEL = 51;
 export const MIN_CONTRAST = 24;
 /** A 28x28 image whose border is at most this light already has a black background. */
 const BLACK_LEVEL = 8;
+/**
+ * The work buffers of preprocessPixels, reused (it is synchronous, and what it returns is
+ * always new); a 1024x1024 image's worth is kept, bigger ones get their own.
+ */
+const KEEP_AT_MOST = 1 << 20;
+const work = { gray: new Scratch(KEEP_AT_MOST), rowMin: new Scratch(KEEP_AT_MOST), rowMax: new Scratch(KEEP_AT_MOST), crop: new Scratch(KEEP_AT_MOST), mid: new Scratch(KEEP_AT_MOST) };
 
 export type ImageFormat = 'png' | 'jpeg' | 'webp' | 'gif' | 'raw';
 
@@ -74,7 +81,7 @@ export function preprocessPixels(
   if (peak - background < MIN_CONTRAST) throw blank(min, max);
 
   if (width === FRAME && height === FRAME && !inverted && background <= BLACK_LEVEL) {
-    return { input: standardise(gray), pixels: gray, inverted, bbox: null, width, height, format };
+    return { input: standardise(gray), pixels: gray.slice(), inverted, bbox: null, width, height, format };
   }
 
   // Ink levels are a function of the gray level alone, so the box is found on the gray image
@@ -123,7 +130,7 @@ const A_SHIFT = LITTLE_ENDIAN ? 24 : 0;
  * on the channel count per pixel costs up to twice as much.
  */
 function toGrayOnWhite(data: Uint8Array | Uint8ClampedArray, width: number, height: number, channels: Channels): Gray {
-  const g: Gray = { gray: new Uint8Array(width * height), rowMin: new Uint8Array(height), rowMax: new Uint8Array(height), min: 255, max: 0 };
+  const g: Gray = { gray: work.gray.take(width * height), rowMin: work.rowMin.take(height), rowMax: work.rowMax.take(height), min: 255, max: 0 };
   if (channels === 4) {
     // A whole pixel in one load: a quarter of the loads, and one compare finds a run.
     const words = data.byteOffset % 4 === 0 ? new Int32Array(data.buffer, data.byteOffset, width * height) : new Int32Array(new Uint8Array(data).buffer);
@@ -307,7 +314,7 @@ function inkBox(gray: Uint8Array, rowMin: Uint8Array, rowMax: Uint8Array, lut: U
 
 /** The ink levels of the pixels inside `box`, row-major. */
 function inkCrop(gray: Uint8Array, lut: Uint8Array, width: number, box: BBox): Uint8Array {
-  const out = new Uint8Array(box.width * box.height);
+  const out = work.crop.take(box.width * box.height);
   for (let y = 0; y < box.height; y++) {
     const row = (box.y + y) * width + box.x;
     const o = y * box.width;
@@ -358,7 +365,7 @@ function taps(inSize: number, outSize: number): Taps {
 function resample(src: Uint8Array, width: number, height: number, outW: number, outH: number): Float32Array {
   const tx = taps(width, outW);
   const ty = taps(height, outH);
-  const mid = new Float32Array(height * outW);
+  const mid = work.mid.takeFloats(height * outW);
   for (let y = 0; y < height; y++) {
     const row = y * width;
     for (let o = 0; o < outW; o++) {

@@ -6,7 +6,8 @@ import sharp, { type Sharp } from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { loadRawDataset, type RawSplit } from '../../src/data/mnist.js';
 import { native } from '../../src/native.js';
-import { decodePng, PngDamage, PngScratch, type DecodedPng } from '../../src/image/png-decode.js';
+import { decodePng, PngDamage, type DecodedPng } from '../../src/image/png-decode.js';
+import { Scratch } from '../../src/image/scratch.js';
 import { chunk } from '../../src/image/png.js';
 import { MNIST_DIR } from '../helpers/cli.js';
 import { draw } from './draw.js';
@@ -153,7 +154,7 @@ describe('decodePng', () => {
 
 describe('decodePng with a scratch buffer', () => {
   it('gives the same pixels as without, image after image, larger and smaller, reusing one buffer', async () => {
-    const scratch = new PngScratch();
+    const scratch = new Scratch();
     const sizes = [SIZE, 28, SIZE + 7, 12];
     for (const [i, size] of sizes.entries()) {
       const img = draw(test.images.slice(784 * i, 784 * (i + 1)), { size, scale: 1, x: 0, y: 0, ink: [10, 200, 30], alpha: true });

@@ -70,6 +70,24 @@ describe('MNIST-like images', () => {
     }
   });
 
+  it('returns results of their own: later calls, which reuse the work buffers, do not change them', () => {
+    const calls = [
+      () => preprocessPixels(digit(0), 28, 28, 1),
+      () => preprocessPixels(draw(digit(1), { size: 280, scale: 6, x: 40, y: 60 }).data, 280, 280, 4),
+      () => preprocessPixels(draw(digit(2), { size: 120, scale: 3, x: 10, y: 5, alpha: true }).data, 120, 120, 4),
+      () => preprocessPixels(digit(3), 28, 28, 1),
+    ];
+    const kept = calls.map((call) => call());
+    const copies = kept.map((r) => ({ pixels: r.pixels.slice(), input: r.input.slice() }));
+    for (const call of [...calls].reverse()) call();
+    kept.forEach((r, i) => {
+      expect(Buffer.from(r.pixels).equals(Buffer.from(copies[i]!.pixels))).toBe(true);
+      expect(Buffer.from(r.input.buffer).equals(Buffer.from(copies[i]!.input.buffer))).toBe(true);
+      // The same image again gives the same result.
+      expect(Buffer.from(calls[i]!().pixels).equals(Buffer.from(r.pixels))).toBe(true);
+    });
+  });
+
   it('standardises with the trainer mean and std', () => {
     const r = preprocessPixels(digit(0), 28, 28, 1);
     expect(r.input).toHaveLength(784);
