@@ -23,8 +23,6 @@ export { DEFAULT_BATCHING };
 
 /** Runs `count` images (`pixels` is count x imageSize bytes) and returns count x width values. */
 export type RunBatch = (pixels: Uint8Array, count: number) => Promise<Float32Array>;
-/** Runs one image on the calling thread: for a model whose pass costs less than the hop to a worker and back. */
-export type RunInline = (pixels: Uint8Array) => Float32Array;
 
 export interface BatchObserver {
   onBatch?(size: number, seconds: number): void;
@@ -44,7 +42,6 @@ export class Batcher {
   private readonly queue: Waiting[] = [];
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private lone: NodeJS.Immediate | undefined;
   private idleWaiters: (() => void)[] = [];
 
   constructor(
@@ -54,7 +51,6 @@ export class Batcher {
     private readonly width: number,
     options: Partial<BatchingOptions> = {},
     private readonly observer: BatchObserver = {},
-    private readonly runInline?: RunInline,
   ) {
     this.options = checkBatching({ ...DEFAULT_BATCHING, ...options });
   }
@@ -104,17 +100,6 @@ export class Batcher {
   private pump(): void {
     const { maxBatch, maxDelayMs, concurrency } = this.options;
     while (this.queue.length > 0 && this.inFlight < concurrency) {
-      if (this.inFlight === 0 && this.queue.length === 1 && this.runInline !== undefined) {
-        // A lone image for a model cheap enough to run here: the event loop first reads what
-        // has already arrived (one turn). If nothing came, the image runs on this thread,
-        // without the hop to a worker and back; if more came, they go together as usual.
-        this.lone ??= setImmediate(() => {
-          this.lone = undefined;
-          if (this.inFlight === 0 && this.queue.length === 1) this.dispatch(this.queue.splice(0, 1), true);
-          else this.pump();
-        });
-        break;
-      }
       const waited = performance.now() - (this.queue[0]?.since ?? 0);
       if (this.inFlight === 0 || this.queue.length >= maxBatch || waited >= maxDelayMs) {
         this.dispatch(this.queue.splice(0, maxBatch));
@@ -130,7 +115,7 @@ export class Batcher {
     this.changed();
   }
 
-  private dispatch(batch: Waiting[], inline = false): void {
+  private dispatch(batch: Waiting[]): void {
     if (this.timer !== undefined) {
       clearTimeout(this.timer);
       this.timer = undefined;
@@ -146,7 +131,7 @@ export class Batcher {
     // run() is called synchronously so that a native call starts before this tick ends.
     let pending: Promise<Float32Array>;
     try {
-      pending = inline && this.runInline !== undefined ? Promise.resolve(this.runInline(pixels)) : this.run(pixels, n);
+      pending = this.run(pixels, n);
     } catch (err) {
       pending = Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }

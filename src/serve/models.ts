@@ -1,7 +1,6 @@
 // Registry entries for torchlet's own architectures: a Model loaded from weights, run
-// through Model.logProbsAsync so that inference stays off the event loop (but see
-// INLINE_PASS_US); and an ensemble file, its members run the same way and combined by the
-// ensemble's own vote.
+// through Model.logProbsAsync so that inference stays off the event loop; and an ensemble
+// file, its members run the same way and combined by the ensemble's own vote.
 import { basename, extname } from 'node:path';
 import { Ensemble, readEnsembleFile } from '../ensemble/index.js';
 import { toOnnx } from '../export/onnx.js';
@@ -21,26 +20,6 @@ const DESCRIPTIONS: Record<ReleasedName, string> = {
   light: 'Light: plain convolutions, no batch norm',
 };
 
-/**
- * A model whose one-image pass takes less than this runs a lone image on the event loop: the
- * hop to a libuv worker and back costs about as much (super_light: 48 us a pass on the
- * thread, 95 us through a worker; 2026-12-07), and at concurrency 1 it is most of the
- * difference to the peer's latency. Anything slower always runs on a worker.
- */
-const INLINE_PASS_US = 100;
-
-/** The median of a few one-image passes (after a warm-up), in us. */
-function onePassUs(model: Model): number {
-  const blank = new Uint8Array(IMAGE_PIXELS);
-  const times: number[] = [];
-  for (let i = 0; i < 12; i++) {
-    const t0 = performance.now();
-    model.logProbs(blank);
-    if (i >= 3) times.push((performance.now() - t0) * 1000);
-  }
-  return times.sort((a, b) => a - b)[times.length >> 1] ?? Infinity;
-}
-
 export interface LoadOptions {
   /** A state_dict for this architecture; default: the released weights. */
   weights?: string;
@@ -49,8 +28,6 @@ export interface LoadOptions {
   as?: string;
   /** The input normalisation the weights were trained with (default: the architecture's own). */
   normalize?: NormalizationName;
-  /** Run a lone image on the event loop (default: when one pass takes under INLINE_PASS_US, measured at load). */
-  inline?: boolean;
 }
 
 /**
@@ -69,10 +46,6 @@ export function loadServedModel(name: ModelName, options: LoadOptions = {}): Ser
   const spec = options.normalize !== undefined ? withNormalization(models[name], options.normalize) : models[name];
   const model = Model.fromFile(spec, path, options.device !== undefined ? { device: options.device } : {});
   const loadSeconds = (performance.now() - t0) / 1000;
-  const probabilities = (out: Float32Array): Float32Array => {
-    for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i] ?? -Infinity);
-    return out;
-  };
   return {
     name: options.as ?? name,
     description: isReleased(name) ? DESCRIPTIONS[name] : `${name}, weights from ${basename(path)}`,
@@ -81,8 +54,11 @@ export function loadServedModel(name: ModelName, options: LoadOptions = {}): Ser
     source: released === undefined ? path : `released weights/${released}.pt`,
     classes: 10,
     loadSeconds,
-    classify: async (pixels) => probabilities(await model.logProbsAsync(pixels)),
-    ...((options.inline ?? onePassUs(model) < INLINE_PASS_US) && { classifyInline: (pixels: Uint8Array) => probabilities(model.logProbs(pixels)) }),
+    classify: async (pixels) => {
+      const out = await model.logProbsAsync(pixels);
+      for (let i = 0; i < out.length; i++) out[i] = Math.exp(out[i] ?? -Infinity);
+      return out;
+    },
     // uint8 pixels in: the graph normalises as these weights were trained (options.normalize),
     // so the page need not know the normalisation.
     onnx: () => toOnnx(model.spec, model.stateTensors(), { includePreprocessing: true }),

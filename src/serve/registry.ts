@@ -29,8 +29,6 @@ export interface ServedModel {
    * the vote, which the scores alone cannot say) and each member's digit.
    */
   classify(pixels: Uint8Array, count: number): Promise<Float32Array>;
-  /** `classify` of one image on the calling thread, offered by a model whose pass costs less than a hop to a worker thread. */
-  classifyInline?(pixels: Uint8Array): Float32Array;
   /** The network as an ONNX file (the page's in-browser mode runs it), for models that are one torchlet network. */
   onnx?(): Uint8Array;
   dispose?(): void;
@@ -97,7 +95,7 @@ export class ModelRegistry {
     const batcher = new Batcher((pixels, count) => model.classify(pixels, count), IMAGE_PIXELS, outputWidth(model), { ...this.batching, ...options.batching }, {
       onBatch: (size, seconds) => this.observers.forEach((o) => o.onBatch?.(name, size, seconds)),
       onQueue: (depth, inFlight) => this.observers.forEach((o) => o.onQueue?.(name, depth, inFlight)),
-    }, model.classifyInline?.bind(model));
+    });
     this.entries.set(name, { model, batcher, users: 0 });
     if (options.default || this.defaultName === undefined) this.defaultName = name;
   }

@@ -23,20 +23,9 @@ function heldModel() {
 const image = (v: number): Uint8Array => new Uint8Array(SIZE).fill(v);
 const tick = (ms = 0): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function batcher(run: (p: Uint8Array, n: number) => Promise<Float32Array>, o: Partial<BatchingOptions> = {}, runInline?: (p: Uint8Array) => Float32Array): Batcher {
-  return new Batcher(run, SIZE, CLASSES, { maxBatch: 8, maxDelayMs: 50, maxQueue: 16, concurrency: 1, queueTimeoutMs: 0, ...o }, {}, runInline);
+function batcher(run: (p: Uint8Array, n: number) => Promise<Float32Array>, o: Partial<BatchingOptions> = {}): Batcher {
+  return new Batcher(run, SIZE, CLASSES, { maxBatch: 8, maxDelayMs: 50, maxQueue: 16, concurrency: 1, queueTimeoutMs: 0, ...o });
 }
-
-/** A model cheap enough to run a lone image on the calling thread: its inline passes, recorded. */
-function inlineModel() {
-  const inline: number[] = [];
-  const runInline = (pixels: Uint8Array): Float32Array => {
-    inline.push(pixels[0] ?? -1);
-    return Float32Array.of(pixels[0] ?? -1, 1);
-  };
-  return { ...heldModel(), inline, runInline };
-}
-const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 describe('Batcher', () => {
   it('runs an image at once when the model is idle', async () => {
@@ -161,55 +150,6 @@ describe('Batcher', () => {
     });
     await expect(b.submit(image(0))).rejects.toThrow('sync failure');
     expect(b.busy).toBe(0);
-  });
-
-  it('runs a lone image inline when the model offers it, after one turn of the event loop', async () => {
-    const m = inlineModel();
-    const b = batcher(m.run, {}, m.runInline);
-    const p = b.submit(image(7));
-    expect(m.inline).toEqual([]); // not yet: what already arrived is read first
-    await turn();
-    expect(m.inline).toEqual([7]);
-    expect(m.calls).toHaveLength(0);
-    expect(Array.from(await p)).toEqual([7, 1]);
-    await b.idle();
-    // And the next lone image the same way.
-    const q = b.submit(image(8));
-    expect((await q)[0]).toBe(8);
-    expect(m.inline).toEqual([7, 8]);
-  });
-
-  it('sends an image that arrives within that turn to the model with the first, as a batch and not inline', async () => {
-    const m = inlineModel();
-    const b = batcher(m.run, {}, m.runInline);
-    const first = b.submit(image(1));
-    const second = b.submit(image(2));
-    expect(m.calls).toHaveLength(1);
-    expect(m.calls[0]!.firsts).toEqual([1, 2]);
-    // While that pass is in flight, a lone image waits for it as before; once the model is
-    // free it is alone again, and runs inline.
-    const third = b.submit(image(3));
-    await turn();
-    expect(m.inline).toEqual([]);
-    expect(m.calls).toHaveLength(1);
-    m.calls[0]!.release();
-    expect((await Promise.all([first, second])).map((o) => o[0])).toEqual([1, 2]);
-    expect((await third)[0]).toBe(3);
-    expect(m.calls).toHaveLength(1);
-    expect(m.inline).toEqual([3]);
-  });
-
-  it('rejects an image whose inline pass throws, and keeps serving', async () => {
-    const m = inlineModel();
-    let fail = true;
-    const b = batcher(m.run, {}, (pixels) => {
-      if (fail) throw new Error('inline failure');
-      return m.runInline(pixels);
-    });
-    await expect(b.submit(image(0))).rejects.toThrow('inline failure');
-    expect(b.busy).toBe(0);
-    fail = false;
-    expect((await b.submit(image(3)))[0]).toBe(3);
   });
 
   it('rejects a wrongly sized image and bad options', async () => {

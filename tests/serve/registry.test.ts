@@ -32,29 +32,3 @@ describe('ModelRegistry.hold and remove', () => {
     }
   });
 });
-
-describe('a served model run inline', () => {
-  it('gives a lone image the same scores on the event loop as through a worker, in the registry as alone', async () => {
-    const digits = await mnistDigits([0, 1, 2, 3]);
-    const inline = loadServedModel('super_light', { inline: true });
-    const offThread = loadServedModel('super_light', { inline: false });
-    const registry = new ModelRegistry();
-    try {
-      expect(inline.classifyInline).toBeTypeOf('function');
-      expect(offThread.classifyInline).toBeUndefined();
-      for (const d of digits) {
-        expect(Array.from(inline.classifyInline!(d.pixels))).toEqual(Array.from(await offThread.classify(d.pixels, 1)));
-      }
-      registry.add(inline);
-      const held = registry.hold();
-      try {
-        for (const d of digits) expect(readOutput(held.model, await held.batcher.submit(d.pixels)).digit).toBe(d.label);
-      } finally {
-        held.release();
-      }
-    } finally {
-      offThread.dispose?.();
-      await registry.close();
-    }
-  });
-});
