@@ -128,7 +128,7 @@ async function runServe(flags: ServeFlags): Promise<void> {
   // After each mark-compact V8 sets the next old-space limit at live size x a factor it picks
   // from GC and mutator speeds; for this server it picked 1.1-1.2 (~38 MB live, 62 MB limit),
   // and a process could then lock into a full mark-compact every ~80 requests (280x280 at
-  // concurrency 1, --trace-gc: 28-74 mark-compacts in 4 s in half the runs, p99 14-25 ms
+  // concurrency 1, --trace-gc: 40-55 mark-compacts in 4 s in half the runs, p99 14-28 ms
   // against 3-4). A fixed 1.5 costs at most ~19 MB more heap; read at every mark-compact,
   // so it can be set here. 12 of 12 runs kept to scavenges (README, Serving speed).
   setFlagsFromString('--heap-growing-percent=50');
