@@ -90,6 +90,10 @@ const RECIPES: Record<string, TrainOptions> = {
   // sub-10k run's batch), the same OneCycle max_lr.
   'adamw-b64': { aug: true, batchSize: 64 },
   'adamw-b32': { aug: true, batchSize: 32 },
+  // adamw-ref at twice and at half the reference's OneCycle max_lr (0.01, tuned for the
+  // plain SuperLight): the one recipe value never varied on the separable nets.
+  'adamw-lr2x': { aug: true, maxLr: 0.02 },
+  'adamw-lrhalf': { aug: true, maxLr: 0.005 },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
