@@ -4,6 +4,7 @@
       "target_name": "torchlet",
       "sources": [
         "native/addon.cc",
+        "native/compute_thread.cc",
         "native/attention.cc",
         "native/errors.cc",
         "native/spec.cc",
@@ -14,6 +15,7 @@
         "native/onecycle.cc",
         "native/schedule.cc",
         "native/optim.cc",
+        "native/sgd_step.cc",
         "native/ensemble.cc",
         "native/trainer.cc",
         "native/state_dict.cc",

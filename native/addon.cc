@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "augment.h"
+#include "compute_thread.h"
 #include "batchnorm_act.h"
 #include "cpu_kernels.h"
 #include "dataset.h"
@@ -38,12 +39,12 @@ Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     int64_t n = ArgInt(info, 0, "threads");
     if (n <= 0 || n > 1024) throw RangeError("threads must be between 1 and 1024, got " + std::to_string(n));
-    at::set_num_threads(static_cast<int>(n));
+    SetComputeThreads(static_cast<int>(n));
     return info.Env().Undefined();
   });
 }
 
-Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), at::get_num_threads()); }
+Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ComputeThreads()); }
 
 Napi::Object CpuKernelsObject(Napi::Env env) {
   Napi::Object r = Napi::Object::New(env);
@@ -51,7 +52,7 @@ Napi::Object CpuKernelsObject(Napi::Env env) {
   return r;
 }
 
-// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan?, fusedAttention? }): the switches left out keep
+// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan?, fusedAttention?, fusedOptimizer? }): the switches left out keep
 // their value; returns all of them.
 Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -227,7 +228,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   }
   // libtorch here starts with one intra-op thread; use every core, as PyTorch does.
   unsigned cores = std::thread::hardware_concurrency();
-  if (cores > 0) at::set_num_threads(static_cast<int>(cores));
+  SetComputeThreads(cores > 0 ? static_cast<int>(cores) : 1);
   exports.Set("Model", Model::Init(env));
   exports.Set("Dataset", Dataset::Init(env));
   exports.Set("Trainer", Trainer::Init(env));

@@ -19,6 +19,8 @@ struct CpuKernels {
   std::atomic<bool> inference_plan{true};
   // Self-attention of short sequences as one kernel per head (attention.h).
   std::atomic<bool> fused_attention{true};
+  // SGD's step as one pass over each parameter (sgd_step.h).
+  std::atomic<bool> fused_optimizer{true};
 };
 
 CpuKernels& Kernels();
@@ -39,6 +41,7 @@ inline constexpr CpuKernelSwitch kCpuKernelSwitches[] = {
     {"cropConvs", &CpuKernels::crop_convs},
     {"inferencePlan", &CpuKernels::inference_plan},
     {"fusedAttention", &CpuKernels::fused_attention},
+    {"fusedOptimizer", &CpuKernels::fused_optimizer},
 };
 
 }  // namespace torchlet

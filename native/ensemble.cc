@@ -5,6 +5,7 @@
 #include <set>
 #include <vector>
 
+#include "compute_thread.h"
 #include "dataset.h"
 #include "errors.h"
 #include "model.h"
@@ -81,37 +82,39 @@ class EnsembleWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      auto start = std::chrono::steady_clock::now();
-      c10::InferenceMode guard;
-      const int64_t m = static_cast<int64_t>(models_.size()), n = labels_.size(0), c = models_[0]->Classes();
-      std::vector<bool> was_training;
-      for (Model* model : models_) {
-        was_training.push_back(model->Net()->is_training());
-        model->Net()->eval();
-      }
-      predictions_ = torch::empty({n}, torch::kUInt8);
-      probabilities_ = torch::empty({n, c}, torch::kFloat32);
-      members_ = torch::empty({m, n}, torch::kUInt8);
-      at::Tensor lp = torch::empty({m, std::min(n, kChunk), c}, torch::kFloat32);
-      for (int64_t i = 0; i < n; i += kChunk) {
-        const int64_t end = std::min(n, i + kChunk), rows = end - i;
-        at::Tensor chunk = lp.narrow(1, 0, rows);
-        // Every member sees this batch before the next is taken: one pass over the data.
-        for (int64_t k = 0; k < m; ++k) {
-          Model* model = models_[static_cast<size_t>(k)];
-          at::Tensor out = model->Net()->forward(Normalise(images_[static_cast<size_t>(k)].slice(0, i, end), model->Spec()));
-          chunk[k].copy_(out.to(torch::kCPU, torch::kFloat32));
+      RunOnComputeThread([&] {
+        auto start = std::chrono::steady_clock::now();
+        c10::InferenceMode guard;
+        const int64_t m = static_cast<int64_t>(models_.size()), n = labels_.size(0), c = models_[0]->Classes();
+        std::vector<bool> was_training;
+        for (Model* model : models_) {
+          was_training.push_back(model->Net()->is_training());
+          model->Net()->eval();
         }
-        auto [pred, scores] = Vote(chunk, hard_);
-        predictions_.slice(0, i, end).copy_(pred);
-        probabilities_.slice(0, i, end).copy_(scores);
-        members_.slice(1, i, end).copy_(chunk.argmax(2).to(torch::kUInt8));
-      }
-      for (int64_t k = 0; k < m; ++k) models_[static_cast<size_t>(k)]->Net()->train(was_training[static_cast<size_t>(k)]);
-      at::Tensor y = labels_.to(torch::kCPU, torch::kUInt8);
-      correct_ = predictions_.eq(y).sum().item<int64_t>();
-      for (int64_t k = 0; k < m; ++k) member_correct_.push_back(members_[k].eq(y).sum().item<int64_t>());
-      seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        predictions_ = torch::empty({n}, torch::kUInt8);
+        probabilities_ = torch::empty({n, c}, torch::kFloat32);
+        members_ = torch::empty({m, n}, torch::kUInt8);
+        at::Tensor lp = torch::empty({m, std::min(n, kChunk), c}, torch::kFloat32);
+        for (int64_t i = 0; i < n; i += kChunk) {
+          const int64_t end = std::min(n, i + kChunk), rows = end - i;
+          at::Tensor chunk = lp.narrow(1, 0, rows);
+          // Every member sees this batch before the next is taken: one pass over the data.
+          for (int64_t k = 0; k < m; ++k) {
+            Model* model = models_[static_cast<size_t>(k)];
+            at::Tensor out = model->Net()->forward(Normalise(images_[static_cast<size_t>(k)].slice(0, i, end), model->Spec()));
+            chunk[k].copy_(out.to(torch::kCPU, torch::kFloat32));
+          }
+          auto [pred, scores] = Vote(chunk, hard_);
+          predictions_.slice(0, i, end).copy_(pred);
+          probabilities_.slice(0, i, end).copy_(scores);
+          members_.slice(1, i, end).copy_(chunk.argmax(2).to(torch::kUInt8));
+        }
+        for (int64_t k = 0; k < m; ++k) models_[static_cast<size_t>(k)]->Net()->train(was_training[static_cast<size_t>(k)]);
+        at::Tensor y = labels_.to(torch::kCPU, torch::kUInt8);
+        correct_ = predictions_.eq(y).sum().item<int64_t>();
+        for (int64_t k = 0; k < m; ++k) member_correct_.push_back(members_[k].eq(y).sum().item<int64_t>());
+        seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      });
     } catch (...) {
       SetError(CurrentExceptionMessage());
     }

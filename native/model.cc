@@ -8,6 +8,7 @@
 #include <cstring>
 #include <regex>
 
+#include "compute_thread.h"
 #include "dataset.h"
 #include "errors.h"
 #include "state_dict.h"
@@ -288,7 +289,13 @@ class PredictWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      out_ = Forward(model_->Net(), ModelInput(std::move(pixels_), model_->Spec(), model_->Device()), model_->Device());
+      auto pass = [&] { out_ = Forward(model_->Net(), ModelInput(std::move(pixels_), model_->Spec(), model_->Device()), model_->Device()); };
+      // Forward runs a small CPU pass with one thread, here; a larger one needs the team.
+      if (model_->Device().is_cpu() && pixels_.size(0) > kSerialRows) {
+        RunOnComputeThread(pass);
+      } else {
+        pass();
+      }
     } catch (...) {
       SetError(CurrentExceptionMessage());
     }
@@ -373,37 +380,39 @@ class EvaluateWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      auto start = std::chrono::steady_clock::now();
-      c10::InferenceMode guard;
-      auto& net = model_->Net();
-      bool was_training = net->is_training();
-      net->eval();
-      const at::Tensor& images = images_;
-      const at::Tensor& labels = labels_;
-      int64_t n = images.size(0);
-      if (keep_) log_probs_ = torch::empty({n, model_->Classes()}, torch::kFloat32);
-      predictions_ = torch::empty({n}, torch::kUInt8);
-      double loss_sum = 0;
-      int64_t correct = 0;
-      // Forward passes are capped on CPU, where a pass whose activations stay in cache runs
-      // up to ten times faster per image than a 1000-image one; in eval mode the result does
-      // not depend on how the rows are grouped.
-      const int64_t chunk = model_->Device().is_cpu() ? std::min(batch_, EvalRows(model_->LargestActivation())) : batch_;
-      for (int64_t i = 0; i < n; i += chunk) {
-        int64_t end = std::min(n, i + chunk);
-        at::Tensor out = net->forward(Normalise(images.slice(0, i, end), model_->Spec()));
-        at::Tensor y = labels.slice(0, i, end);
-        at::Tensor pred = out.argmax(1);
-        loss_sum += torch::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
-        correct += pred.eq(y).sum().item<int64_t>();
-        predictions_.slice(0, i, end).copy_(pred.to(torch::kCPU));
-        if (keep_) log_probs_.slice(0, i, end).copy_(out.to(torch::kCPU));
-      }
-      net->train(was_training);
-      loss_ = n ? loss_sum / static_cast<double>(n) : 0;
-      correct_ = correct;
-      count_ = n;
-      seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      RunOnComputeThread([&] {
+        auto start = std::chrono::steady_clock::now();
+        c10::InferenceMode guard;
+        auto& net = model_->Net();
+        bool was_training = net->is_training();
+        net->eval();
+        const at::Tensor& images = images_;
+        const at::Tensor& labels = labels_;
+        int64_t n = images.size(0);
+        if (keep_) log_probs_ = torch::empty({n, model_->Classes()}, torch::kFloat32);
+        predictions_ = torch::empty({n}, torch::kUInt8);
+        double loss_sum = 0;
+        int64_t correct = 0;
+        // Forward passes are capped on CPU, where a pass whose activations stay in cache runs
+        // up to ten times faster per image than a 1000-image one; in eval mode the result does
+        // not depend on how the rows are grouped.
+        const int64_t chunk = model_->Device().is_cpu() ? std::min(batch_, EvalRows(model_->LargestActivation())) : batch_;
+        for (int64_t i = 0; i < n; i += chunk) {
+          int64_t end = std::min(n, i + chunk);
+          at::Tensor out = net->forward(Normalise(images.slice(0, i, end), model_->Spec()));
+          at::Tensor y = labels.slice(0, i, end);
+          at::Tensor pred = out.argmax(1);
+          loss_sum += torch::nll_loss(out, y, {}, at::Reduction::Sum).item<double>();
+          correct += pred.eq(y).sum().item<int64_t>();
+          predictions_.slice(0, i, end).copy_(pred.to(torch::kCPU));
+          if (keep_) log_probs_.slice(0, i, end).copy_(out.to(torch::kCPU));
+        }
+        net->train(was_training);
+        loss_ = n ? loss_sum / static_cast<double>(n) : 0;
+        correct_ = correct;
+        count_ = n;
+        seconds_ = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      });
     } catch (...) {
       SetError(CurrentExceptionMessage());
     }

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "errors.h"
+#include "sgd_step.h"
 
 namespace torchlet {
 
@@ -125,7 +126,7 @@ std::unique_ptr<torch::optim::Optimizer> MakeOptimizer(const std::vector<at::Ten
     return std::make_unique<optim::RMSprop>(
         params, optim::RMSpropOptions(o.lr).alpha(o.alpha).eps(o.eps).weight_decay(o.weightDecay).momentum(o.momentum).centered(o.centered));
   }
-  return std::make_unique<optim::SGD>(
+  return std::make_unique<FusedSgd>(
       params, optim::SGDOptions(o.lr).momentum(o.momentum).dampening(o.dampening).nesterov(o.nesterov).weight_decay(o.weightDecay));
 }
 

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "compute_thread.h"
 #include "dataset.h"
 #include "errors.h"
 #include "files.h"
@@ -259,8 +260,7 @@ class EpochWorker : public Napi::AsyncProgressQueueWorker<Progress> {
 
   void Execute(const ExecutionProgress& progress) override {
     try {
-      result_ = trainer_->RunEpoch(
-          images_, labels_, epoch_, [&](const Progress& p) { progress.Send(&p, 1); }, cancel_);
+      RunOnComputeThread([&] { result_ = trainer_->RunEpoch(images_, labels_, epoch_, [&](const Progress& p) { progress.Send(&p, 1); }, cancel_); });
     } catch (...) {
       SetError(callback_error_.empty() ? CurrentExceptionMessage() : callback_error_);
     }

@@ -163,6 +163,8 @@ export interface CpuKernels {
   inferencePlan: boolean;
   /** Self-attention of up to 64 tokens as one kernel per head, reading in_proj's packed output (the ViT's attention, in training and evaluation). */
   fusedAttention: boolean;
+  /** SGD's step as one pass over each parameter, bitwise libtorch's (native/sgd_step.h). */
+  fusedOptimizer: boolean;
 }
 
 export interface Binding {

@@ -6,7 +6,11 @@ export const cuda = {
   deviceCount: (): number => native().cudaDeviceCount(),
 };
 
-/** Intra-op threads for libtorch; the addon starts with one per core. */
+/**
+ * Intra-op threads for libtorch's multi-threaded work (training, evaluation, passes over more
+ * than 64 rows), which runs on the addon's one compute thread; the addon starts with one per
+ * core. Every other thread, the JS thread included, runs libtorch with one thread.
+ */
 export function setThreads(n: number): void {
   native().setNumThreads(n);
 }
@@ -16,7 +20,7 @@ export function getThreads(): number {
 }
 
 /** The switches as the addon starts: every path on. */
-export const DEFAULT_CPU_KERNELS: Readonly<CpuKernels> = Object.freeze({ channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true, fusedAttention: true });
+export const DEFAULT_CPU_KERNELS: Readonly<CpuKernels> = Object.freeze({ channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true, fusedAttention: true, fusedOptimizer: true });
 
 /**
  * Switches torchlet's own CPU paths on or off, process-wide, for every model; the switches

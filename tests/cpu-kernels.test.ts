@@ -139,3 +139,62 @@ describe('fused attention with dropout', () => {
     expect(maxAbsDiff(await vitSteps(true, 0), fused)).toBeGreaterThan(1e-3);
   });
 });
+
+// The fused SGD step (native/sgd_step.cc) against libtorch's own, bit for bit: tests/optim.test.ts
+// holds both to PyTorch's fixtures on 7 values, which only the kernel's scalar tail sees, so
+// here the vector body runs too (1,037 values: 129 vectors and a tail of 5), under every
+// option, and in training, where the gradients come from channels-last convolutions.
+describe('the fused SGD step', () => {
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
+  const n = 1037, steps = 4;
+  let s = 7;
+  const uniform = (): number => ((s = (s * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  const params = Float32Array.from({ length: n }, uniform);
+  const grads = Float32Array.from({ length: n * steps }, uniform);
+
+  it.each([
+    ['no momentum', { type: 'sgd', lr: 0.1 }, false],
+    ['weight decay', { type: 'sgd', lr: 0.1, weightDecay: 5e-4 }, false],
+    ['momentum with dampening', { type: 'sgd', lr: 0.05, momentum: 0.9, dampening: 0.1 }, false],
+    ['nesterov with weight decay', { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }, false],
+    ['momentum cycled by OneCycle', { type: 'sgd', lr: 0.05, momentum: 0.9 }, true],
+  ] as const)('%s: the same weights after every step as libtorch\'s step', (_, optimizer, cycleMomentum) => {
+    const run = (fusedOptimizer: boolean): Float32Array => {
+      setCpuKernels({ ...DEFAULT_CPU_KERNELS, fusedOptimizer });
+      return native().optimizerSteps({ optimizer, scheduler: { type: 'onecycle', maxLr: 0.1, totalSteps: steps, cycleMomentum }, params, grads });
+    };
+    const fused = run(true), unfused = run(false);
+    expect(fused.length).toBe(n * steps);
+    const differing = fused.findIndex((v, i) => !Object.is(v, unfused[i]));
+    expect(differing, `first differing value at ${differing}`).toBe(-1);
+    expect(fused.subarray((steps - 1) * n).some((v, i) => v !== params[i])).toBe(true);
+  });
+
+  async function resnetSteps(fusedEpochs: readonly boolean[]): Promise<Record<string, Float32Array>> {
+    const count = 16;
+    const pixels = new Uint8Array(count * 784).map((_, i) => (i * 97 + (i >> 5) * 13) % 256);
+    const labels = new Uint8Array(count).map((_, i) => i % 10);
+    const model = new Model(zoo.resnet18(), { seed: 5 });
+    const data = Dataset.fromArrays(pixels, labels, [count, 1, 28, 28]);
+    const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 5e-4 }, batchSize: 8, seed: 1 });
+    try {
+      for (const [epoch, fusedOptimizer] of fusedEpochs.entries()) {
+        setCpuKernels({ ...DEFAULT_CPU_KERNELS, fusedOptimizer });
+        await trainer.trainEpoch(data.handle, epoch);
+      }
+      return Object.fromEntries(Object.entries(model.stateTensors()).map(([k, t]) => [k, t.data]));
+    } finally {
+      trainer.dispose();
+      data.dispose();
+      model.dispose();
+    }
+  }
+
+  it('trains resnet18 to the same weights, and hands libtorch\'s step momentum buffers it reads as its own', async () => {
+    const unfused = await resnetSteps([false, false]);
+    // Fused first, then libtorch's step, which must find the buffers the fused one made.
+    for (const fused of [await resnetSteps([true, true]), await resnetSteps([true, false])]) {
+      expect(maxAbsDiff(fused, unfused)).toBe(0);
+    }
+  });
+});
