@@ -147,4 +147,20 @@ at::Tensor TransformerEncoderLayerImpl::forward(at::Tensor x) {
   return norm2->forward(y + dropout2.forward(FeedForward(y)));
 }
 
+namespace {
+
+struct FlattenChannelsLastFn : public torch::autograd::Function<FlattenChannelsLastFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x) {
+    ctx->saved_data["sizes"] = x.sizes().vec();
+    return x.flatten(1);
+  }
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+    return {grads[0].reshape(ctx->saved_data["sizes"].toIntVector()).contiguous(at::MemoryFormat::ChannelsLast)};
+  }
+};
+
+}  // namespace
+
+at::Tensor FlattenChannelsLast(const at::Tensor& x) { return FlattenChannelsLastFn::apply(x); }
+
 }  // namespace torchlet

@@ -157,4 +157,11 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
 };
 TORCH_MODULE(TransformerEncoderLayer);
 
+// x.flatten(1) of a channels-last [N, C, H, W] activation (a copy into NCHW order) whose
+// backward hands the gradient back channels-last. Otherwise the gradient reaches the layers
+// before the flatten in NCHW order while they saved channels-last tensors, and libtorch's
+// elementwise backward over mixed layouts runs some 30x slower (threshold_backward on
+// 64x256x7x7: 1.84 ms, against 0.05 ms with both in one layout).
+at::Tensor FlattenChannelsLast(const at::Tensor& x);
+
 }  // namespace torchlet

@@ -564,6 +564,11 @@ at::Tensor SequentialImpl::Layers(at::Tensor x) {
         i = next - 1;
         continue;
       }
+      if (s.type == "flatten" && s.dims[0] == 1 && (s.dims[1] == -1 || s.dims[1] == 3) && x.dim() == 4 && x.requires_grad() &&
+          !x.is_contiguous() && x.is_contiguous(at::MemoryFormat::ChannelsLast)) {
+        x = FlattenChannelsLast(x);
+        continue;
+      }
       if (s.type == "conv2d" && Kernels().crop_convs) {
         at::Tensor y = CroppedConv(x, *layers_[i].ptr()->as<torch::nn::Conv2dImpl>());
         if (y.defined()) {
