@@ -75,14 +75,19 @@ export class Model {
     this.handle.to(device);
   }
 
-  /** Log-probabilities for one or more images: uint8 pixels (0-255) or floats (0-1), row-major. */
+  /**
+   * Log-probabilities for one or more images: uint8 pixels (0-255) or floats (0-1), row-major.
+   * The pass runs on the calling thread with one libtorch thread; logProbsAsync runs a batch
+   * of more than 64 images on the compute thread, with setThreads' count.
+   */
   logProbs(pixels: Uint8Array | Float32Array): Float32Array {
     return this.handle.predict(pixels);
   }
 
   /**
-   * logProbs off the JS thread, for servers: the pass runs on a libuv worker, several may
-   * be in flight at once, and the model cannot be disposed, moved or trained meanwhile.
+   * logProbs off the JS thread, for servers: up to 64 images run on a libuv worker with one
+   * thread, larger batches on the compute thread; several may be in flight at once, and the
+   * model cannot be disposed, moved or trained meanwhile.
    */
   async logProbsAsync(pixels: Uint8Array | Float32Array): Promise<Float32Array> {
     return this.handle.predictAsync(pixels);

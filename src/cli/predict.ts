@@ -154,7 +154,7 @@ async function classifyFiles(files: string[], flags: PredictFlags): Promise<void
       // An ensemble's scores are its vote (shares of votes, or mean probabilities), and its
       // digit the vote's winner, tie-break included.
       const voted = scorer.kind === 'ensemble' ? scorer.ensemble.scores(batch) : undefined;
-      const scores = voted?.probabilities ?? (scorer.kind === 'model' ? scorer.model.logProbs(batch).map(Math.exp) : new Float32Array());
+      const scores = voted?.probabilities ?? (scorer.kind === 'model' ? (await scorer.model.logProbsAsync(batch)).map(Math.exp) : new Float32Array());
       ok.forEach((r, i) => {
         const probabilities = Array.from(scores.subarray(i * CLASSES, (i + 1) * CLASSES));
         const ranked = probabilities.map((probability, digit) => ({ digit, probability })).sort((a, b) => b.probability - a.probability);
