@@ -94,6 +94,8 @@ const RECIPES: Record<string, TrainOptions> = {
   // plain SuperLight): the one recipe value never varied on the separable nets.
   'adamw-lr2x': { aug: true, maxLr: 0.02 },
   'adamw-lrhalf': { aug: true, maxLr: 0.005 },
+  // adamw-ref with light label smoothing, a lever tried so far only inside the SGD recipes.
+  'adamw-ls': { aug: true, labelSmoothing: 0.05 },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
