@@ -12,8 +12,8 @@
 #include <thread>
 
 #include "augment.h"
-#include "compute_thread.h"
 #include "batchnorm_act.h"
+#include "compute_thread.h"
 #include "cpu_kernels.h"
 #include "dataset.h"
 #include "dropout.h"

@@ -12,7 +12,6 @@
 #include <future>
 #include <mutex>
 #include <thread>
-#include <utility>
 
 namespace torchlet {
 
