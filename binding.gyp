@@ -9,6 +9,7 @@
         "native/errors.cc",
         "native/spec.cc",
         "native/layers.cc",
+        "native/linear.cc",
         "native/model.cc",
         "native/dataset.cc",
         "native/augment.cc",

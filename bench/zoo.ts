@@ -28,6 +28,7 @@ const ABLATIONS: { label: string; off: Partial<CpuKernels> }[] = [
   { label: 'no inference plan (evaluation)', off: { inferencePlan: false } },
   { label: 'no fused attention', off: { fusedAttention: false } },
   { label: 'no fused SGD step', off: { fusedOptimizer: false } },
+  { label: 'no oneDNN sgemm (OpenBLAS)', off: { onednnGemm: false } },
 ];
 const MODELS: ZooName[] = ['simple_conv_net', 'parallel_cnn', 'vit', 'resnet18', 'mobilenet_v2'];
 const CONVOLUTIONAL = new Set<ZooName>(['simple_conv_net', 'parallel_cnn', 'resnet18', 'mobilenet_v2']);

@@ -20,6 +20,7 @@
 #include "ensemble.h"
 #include "errors.h"
 #include "inflate.h"
+#include "linear.h"
 #include "model.h"
 #include "trainer.h"
 
@@ -52,7 +53,7 @@ Napi::Object CpuKernelsObject(Napi::Env env) {
   return r;
 }
 
-// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan?, fusedAttention?, fusedOptimizer? }): the switches left out keep
+// setCpuKernels({ channelsLast?, fusedBatchNorm?, cropConvs?, inferencePlan?, fusedAttention?, fusedOptimizer?, onednnGemm? }): the switches left out keep
 // their value; returns all of them.
 Napi::Value SetCpuKernels(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
@@ -250,6 +251,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("warpImages", Napi::Function::New<WarpProbe>(env));
   exports.Set("inflateInto", Napi::Function::New<InflateInto>(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
+  exports.Set("oneDnnSgemm", Napi::Boolean::New(env, HasOneDnnSgemm()));
   return exports;
 }
 

@@ -21,6 +21,8 @@ struct CpuKernels {
   std::atomic<bool> fused_attention{true};
   // SGD's step as one pass over each parameter (sgd_step.h).
   std::atomic<bool> fused_optimizer{true};
+  // Large fully connected layers through oneDNN's sgemm (linear.h).
+  std::atomic<bool> onednn_gemm{true};
 };
 
 CpuKernels& Kernels();
@@ -42,6 +44,7 @@ inline constexpr CpuKernelSwitch kCpuKernelSwitches[] = {
     {"inferencePlan", &CpuKernels::inference_plan},
     {"fusedAttention", &CpuKernels::fused_attention},
     {"fusedOptimizer", &CpuKernels::fused_optimizer},
+    {"onednnGemm", &CpuKernels::onednn_gemm},
 };
 
 }  // namespace torchlet

@@ -87,7 +87,7 @@ MultiheadAttentionImpl::MultiheadAttentionImpl(int64_t dim, int64_t heads, doubl
   if (bias) {
     in_proj_bias = register_parameter("in_proj_bias", torch::zeros({3 * dim}));
   }
-  out_proj = register_module("out_proj", torch::nn::Linear(torch::nn::LinearOptions(dim, dim).bias(bias)));
+  out_proj = register_module("out_proj", FastLinear(torch::nn::LinearOptions(dim, dim).bias(bias)));
   if (bias) {
     torch::NoGradGuard no_grad;
     out_proj->bias.zero_();
@@ -99,7 +99,7 @@ at::Tensor MultiheadAttentionImpl::forward(at::Tensor x) { return Attend(x, x.di
 at::Tensor MultiheadAttentionImpl::Attend(const at::Tensor& x, int64_t queries) {
   TORCH_CHECK(x.dim() == 3 && x.size(2) == dim_, "self-attention of width ", dim_, " needs input [batch, tokens, ", dim_, "]");
   const int64_t n = x.size(0), t = x.size(1), hd = dim_ / heads_;
-  at::Tensor packed = at::linear(x, in_proj_weight, in_proj_bias);
+  at::Tensor packed = Linear(x, in_proj_weight, in_proj_bias);
   const double p = is_training() ? dropout_ : 0.0;
   if (CanFuseAttention(packed, heads_)) return out_proj->forward(FusedAttention(packed, heads_, p, queries));
   at::Tensor qkv = packed.view({n, t, 3, heads_, hd}).permute({2, 0, 3, 1, 4});
@@ -114,10 +114,10 @@ TransformerEncoderLayerImpl::TransformerEncoderLayerImpl(const LayerSpec& s) : s
   namespace nn = torch::nn;
   // Registered in nn.TransformerEncoderLayer's order, so state_dicts list the same keys.
   self_attn = register_module("self_attn", MultiheadAttention(s.in, s.heads, s.p, true));
-  linear1 = register_module("linear1", nn::Linear(s.in, s.feedforward));
+  linear1 = register_module("linear1", FastLinear(s.in, s.feedforward));
   dropout = nn::AnyModule(FastDropout(s.p));
   register_module("dropout", dropout.ptr());
-  linear2 = register_module("linear2", nn::Linear(s.feedforward, s.in));
+  linear2 = register_module("linear2", FastLinear(s.feedforward, s.in));
   norm1 = register_module("norm1", nn::LayerNorm(nn::LayerNormOptions({s.in}).eps(s.eps)));
   norm2 = register_module("norm2", nn::LayerNorm(nn::LayerNormOptions({s.in}).eps(s.eps)));
   dropout1 = nn::AnyModule(FastDropout(s.p));

@@ -8,6 +8,7 @@
 
 #include <string>
 
+#include "linear.h"
 #include "spec.h"
 
 namespace torchlet {
@@ -131,7 +132,7 @@ class MultiheadAttentionImpl : public torch::nn::Module {
   at::Tensor forward(at::Tensor x);
 
   at::Tensor in_proj_weight, in_proj_bias;
-  torch::nn::Linear out_proj{nullptr};
+  FastLinear out_proj{nullptr};
 
  private:
   int64_t dim_, heads_;
@@ -151,7 +152,7 @@ class TransformerEncoderLayerImpl : public torch::nn::Module {
 
   const LayerSpec* spec_;
   MultiheadAttention self_attn{nullptr};
-  torch::nn::Linear linear1{nullptr}, linear2{nullptr};
+  FastLinear linear1{nullptr}, linear2{nullptr};
   torch::nn::AnyModule dropout, dropout1, dropout2;
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
 };

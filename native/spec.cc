@@ -350,7 +350,7 @@ torch::nn::AnyModule Build(const LayerSpec& s, torch::nn::Module& owner) {
   if (t == "reshape") return leaf(Reshape(s.dims));
   if (t == "transpose") return leaf(Transpose(s.dims[0], s.dims[1]));
   if (t == "select") return leaf(Select(s.dims[0], s.dims[1]));
-  if (t == "linear") return leaf(nn::Linear(nn::LinearOptions(s.in, s.out).bias(s.bias)));
+  if (t == "linear") return leaf(FastLinear(nn::LinearOptions(s.in, s.out).bias(s.bias)));
   if (t == "logsoftmax") return leaf(nn::LogSoftmax(nn::LogSoftmaxOptions(1)));
   if (t == "multiheadattention") return leaf(MultiheadAttention(s.in, s.heads, s.p, s.bias));
   if (t == "transformerencoderlayer") return leaf(TransformerEncoderLayer(s));

@@ -165,6 +165,8 @@ export interface CpuKernels {
   fusedAttention: boolean;
   /** SGD's step as one pass over each parameter, bitwise libtorch's (native/sgd_step.h). */
   fusedOptimizer: boolean;
+  /** Fully connected layers of at least 2^20 multiply-adds through oneDNN's sgemm, when libtorch loaded the shared oneDNN (native/linear.h). */
+  onednnGemm: boolean;
 }
 
 export interface Binding {
@@ -211,6 +213,8 @@ export interface Binding {
    */
   inflateInto(src: Uint8Array, dst: Uint8Array): number;
   libtorchVersion: string;
+  /** Whether the loaded libtorch brought oneDNN's sgemm (the onednnGemm switch needs it; Debian's libtorch links libdnnl.so.2). */
+  oneDnnSgemm: boolean;
 }
 
 export interface BatchNormActProbe {

@@ -20,7 +20,7 @@ export function getThreads(): number {
 }
 
 /** The switches as the addon starts: every path on. */
-export const DEFAULT_CPU_KERNELS: Readonly<CpuKernels> = Object.freeze({ channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true, fusedAttention: true, fusedOptimizer: true });
+export const DEFAULT_CPU_KERNELS: Readonly<CpuKernels> = Object.freeze({ channelsLast: true, fusedBatchNorm: true, cropConvs: true, inferencePlan: true, fusedAttention: true, fusedOptimizer: true, onednnGemm: true });
 
 /**
  * Switches torchlet's own CPU paths on or off, process-wide, for every model; the switches

@@ -5,7 +5,7 @@
 // PyTorch interop checks that tests/zoo.test.ts runs with all on: equal logits, and one SGD
 // step as close to PyTorch's exact (float64) step as its own float32 step is.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Dataset, DEFAULT_CPU_KERNELS, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, zoo, type CpuKernels } from '../src/index.js';
+import { Dataset, DEFAULT_CPU_KERNELS, defineModel, getCpuKernels, layers as L, Model, native, setCpuKernels, zoo, type CpuKernels, type ModelSpec } from '../src/index.js';
 import { zooInteropSuite } from './helpers/zoo-interop.js';
 
 
@@ -196,5 +196,58 @@ describe('the fused SGD step', () => {
     for (const fused of [await resnetSteps([true, true]), await resnetSteps([true, false])]) {
       expect(maxAbsDiff(fused, unfused)).toBe(0);
     }
+  });
+});
+
+// Large fully connected layers through oneDNN's sgemm (native/linear.cc) against at::linear
+// (OpenBLAS here): the same log-probabilities and the same weights after SGD steps, to float
+// rounding, on 2-d input (an MLP whose first layer is large and whose head is small) and on
+// the ViT's 3-d token input. The results must differ in the last bits, or the switch reached
+// nothing; and small products (every tiny model's) keep at::linear's rounding exactly.
+describe('oneDNN\'s sgemm for large fully connected layers', () => {
+  afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
+  const mlp = defineModel('gemm_probe', [L.flatten(), L.linear(784, 512), L.relu(), L.linear(512, 10), L.logSoftmax()]);
+  const n = 64;
+  const pixels = new Uint8Array(n * 784).map((_, i) => (i * 97 + (i >> 5) * 13) % 256);
+  const labels = new Uint8Array(n).map((_, i) => i % 10);
+
+  async function run(spec: ModelSpec, onednnGemm: boolean): Promise<{ logProbs: Float32Array; weights: Record<string, Float32Array> }> {
+    setCpuKernels({ ...DEFAULT_CPU_KERNELS, onednnGemm });
+    const model = new Model(spec, { seed: 3 });
+    const data = Dataset.fromArrays(pixels, labels, [n, 1, 28, 28]);
+    const trainer = new (native().Trainer)(model.handle, { optimizer: { type: 'sgd', lr: 0.05, momentum: 0.9 }, batchSize: 32, seed: 1 });
+    try {
+      const logProbs = await model.logProbsAsync(pixels);
+      await trainer.trainEpoch(data.handle, 0);
+      return { logProbs, weights: Object.fromEntries(Object.entries(model.stateTensors()).map(([k, t]) => [k, t.data])) };
+    } finally {
+      trainer.dispose();
+      data.dispose();
+      model.dispose();
+    }
+  }
+
+  it('is found in the libtorch that Debian links (libdnnl.so.2)', () => {
+    expect(native().oneDnnSgemm).toBe(true);
+  });
+
+  it.each([
+    ['an MLP on 2-d input', mlp],
+    ['the ViT on 3-d token input', zoo.vit({ depth: 2, dropout: 0 })],
+  ])('%s: the same log-probabilities and weights after two SGD steps as at::linear, to rounding', async (_, spec) => {
+    const fast = await run(spec, true), reference = await run(spec, false);
+    const probs = maxAbsDiff({ p: fast.logProbs }, { p: reference.logProbs });
+    expect(probs).toBeLessThan(1e-5);
+    expect(probs).toBeGreaterThan(0);
+    const weights = maxAbsDiff(fast.weights, reference.weights);
+    expect(weights).toBeLessThan(1e-5);
+    expect(weights).toBeGreaterThan(0);
+  });
+
+  it('leaves products under 2^20 multiply-adds to at::linear, bit for bit (a small classifier head)', async () => {
+    const smallHead = defineModel('small_head', [L.conv2d(1, 8, 3), L.relu(), L.adaptiveAvgPool2d(2), L.flatten(), L.linear(32, 10), L.logSoftmax()]);
+    const fast = await run(smallHead, true), reference = await run(smallHead, false);
+    expect(maxAbsDiff({ p: fast.logProbs }, { p: reference.logProbs })).toBe(0);
+    expect(maxAbsDiff(fast.weights, reference.weights)).toBe(0);
   });
 });
