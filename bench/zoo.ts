@@ -164,7 +164,8 @@ const verdict = (f: Figure): string => `${fixed(2)(ratioOf(f))}x (${f.target}x: 
 function markdown(rows: Row[], opts: ZooBenchOptions, load: number[]): string {
   const cpu = cpuInfo();
   const lines = [
-    `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} and ${loadedBlas()} on both sides, ` +
+    `_Measured by \`npm run bench:zoo\` on ${new Date().toISOString().slice(0, 10)}: ${cpu.model}, ${availableParallelism()} cores, ${threadsText(opts.threads)} and ${loadedBlas()} on both sides` +
+      `${native().oneDnnSgemm ? " (torchlet's fully connected layers of 2^20 multiply-adds or more through oneDNN's sgemm instead)" : ''}, ` +
       `load average ${fixed(2)(load[0] ?? 0)} at the start; median of ${opts.reps} repetitions taken in turn with PyTorch's, each ${opts.trainSteps} training steps at batch ${TRAIN_BATCH} and ${int(opts.evalImages)} evaluation images at batch ${EVAL_BATCH}. ` +
       `Target in brackets. Every repetition is in [bench/zoo-results.json](bench/zoo-results.json)._`,
     '',

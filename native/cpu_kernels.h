@@ -1,6 +1,7 @@
 // Process-wide switches for torchlet's own CPU paths, so that what each one gives can be
 // measured (bench/zoo.ts --ablate) and each can be ruled out when a result looks wrong.
-// All are on by default; they change how a result is computed, never what it is.
+// All are on by default; they change how a result is computed, never what it is (onednn_gemm
+// changes the rounding of large products, which OpenBLAS and oneDNN sum in different orders).
 #pragma once
 
 #include <atomic>
