@@ -96,6 +96,10 @@ const RECIPES: Record<string, TrainOptions> = {
   'adamw-lrhalf': { aug: true, maxLr: 0.005 },
   // adamw-ref with light label smoothing, a lever tried so far only inside the SGD recipes.
   'adamw-ls': { aug: true, labelSmoothing: 0.05 },
+  // Session 15: adamw-ls with twice the smoothing; and tiny5k's adamw-b64 at twice the
+  // max_lr (the nearest miss of session 14's first round, +0.04 at batch 128).
+  'adamw-ls10': { aug: true, labelSmoothing: 0.1 },
+  'adamw-b64-lr2x': { aug: true, batchSize: 64, maxLr: 0.02 },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
