@@ -334,7 +334,7 @@ async function main(): Promise<void> {
       `${pkgs['python3-torch'] ?? machine.torch}${machine.torchvision ? ` / torchvision ${machine.torchvision}` : ''}, ${machine.blas} on both; ` +
       `SuperLight (${DOCUMENTED_PARAMS.super_light.toLocaleString('en-US')} parameters) on both sides. Each figure is the median of ` +
       `${opts.trainReps === opts.shortReps ? opts.trainReps : `${opts.trainReps} (training) or ${opts.shortReps} (others)`} repetitions ` +
-      `alternating between the two sides after a warm-up${fullRuns.length ? ` (the full runs: ${opts.fullRunReps} repetitions, no warm-up)` : ''}, min–max in brackets; ` +
+      `alternating between the two sides after a warm-up${fullRuns.length ? ` (the full runs: ${opts.fullRunReps} repetition${opts.fullRunReps === 1 ? '' : 's'}, no warm-up)` : ''}, min–max in brackets; ` +
       `training repetitions are ${opts.trainImages === 60_000 ? 'one 60,000-image epoch each' : `${opts.trainImages.toLocaleString('en-US')} images each`}. ` +
       `Ratio: torchlet ÷ PyTorch (for latency and wall time lower is better).` +
       (reduced.length ? ` Reduced sizes: ${reduced.join('; ')}.` : '');
