@@ -2,7 +2,8 @@
 
 #include <dlfcn.h>
 
-#include <string>
+#include <algorithm>
+#include <vector>
 
 #include "cpu_kernels.h"
 
@@ -13,7 +14,8 @@ namespace {
 // dnnl_sgemm from oneDNN's C API (dnnl.h): row-major C = alpha op(A) op(B) + beta C,
 // returning dnnl_success (0) or an error status. It is looked up in the copy libtorch
 // already loaded, rather than linked, so the addon needs no oneDNN headers and still builds
-// against a libtorch that carries oneDNN inside itself (then at::linear does the work).
+// against a libtorch that carries oneDNN inside itself (then at::linear does the work). The
+// handle is never closed: it only pins a library that libtorch keeps loaded anyway.
 using SgemmFn = int (*)(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
                         const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 
@@ -31,7 +33,8 @@ SgemmFn Sgemm() {
   return fn;
 }
 
-// Row-major C [m, n] = op(A) op(B) + beta C, where op transposes when its flag is 'T'.
+// Row-major C [m, n] = op(A) op(B) + beta C, where op transposes when its flag is 'T'. With
+// beta 0 oneDNN never reads C, so C may come from at::empty.
 void Gemm(char ta, char tb, int64_t m, int64_t n, int64_t k, const at::Tensor& a, const at::Tensor& b, float beta, at::Tensor& c) {
   const int64_t lda = ta == 'N' ? k : m, ldb = tb == 'N' ? n : k;
   const int status = Sgemm()(ta, tb, m, n, k, 1.0f, a.data_ptr<float>(), lda, b.data_ptr<float>(), ldb, beta, c.data_ptr<float>(), n);
