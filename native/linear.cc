@@ -2,7 +2,6 @@
 
 #include <dlfcn.h>
 
-#include <algorithm>
 #include <vector>
 
 #include "cpu_kernels.h"
@@ -81,8 +80,8 @@ bool UsesOneDnn(const at::Tensor& x, const at::Tensor& weight, const at::Tensor&
   for (const at::Tensor* t : {&x, &weight, &bias}) {
     if (t->defined() && (!t->device().is_cpu() || t->scalar_type() != at::kFloat || t->layout() != at::kStrided)) return false;
   }
-  const int64_t in = weight.size(1);
-  return x.size(-1) == in && x.numel() / std::max<int64_t>(in, 1) * in * weight.size(0) >= kOneDnnMinMacs;
+  // Each of x's numel / in rows takes in x out multiply-adds.
+  return x.size(-1) == weight.size(1) && x.numel() * weight.size(0) >= kOneDnnMinMacs;
 }
 
 }  // namespace

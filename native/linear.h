@@ -10,7 +10,7 @@ namespace torchlet {
 // libtorch has loaded the shared oneDNN (Debian's libtorch links libdnnl.so.2) and
 // CpuKernels::onednn_gemm is on: its JIT kernels use this CPU's full vector width, where the
 // OpenBLAS build beside it may be pinned to narrower ones (README, "The model zoo"). Every
-// other case, and every small product (a tiny model's head keeps its exact rounding), is
+// other case, and every small product (a 10-class head keeps its exact rounding), is
 // at::linear's.
 at::Tensor Linear(const at::Tensor& x, const at::Tensor& weight, const at::Tensor& bias);
 

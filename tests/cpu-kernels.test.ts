@@ -203,7 +203,7 @@ describe('the fused SGD step', () => {
 // (OpenBLAS here): the same log-probabilities and the same weights after SGD steps, to float
 // rounding, on 2-d input (an MLP whose first layer is large and whose head is small) and on
 // the ViT's 3-d token input. The results must differ in the last bits, or the switch reached
-// nothing; and small products (every tiny model's) keep at::linear's rounding exactly.
+// nothing; and small products (a 10-class head's) keep at::linear's rounding exactly.
 describe('oneDNN\'s sgemm for large fully connected layers', () => {
   afterAll(() => setCpuKernels(DEFAULT_CPU_KERNELS));
   const mlp = defineModel('gemm_probe', [L.flatten(), L.linear(784, 512), L.relu(), L.linear(512, 10), L.logSoftmax()]);
