@@ -49,6 +49,18 @@ export function forwardMacs(spec: ModelSpec): number {
         case 'sequential':
           macs += walk(l.layers, `${path}[${i}].layers`);
           break;
+        case 'residual': {
+          // The shortcut sees the block's input, and the sum has the main path's shape.
+          const input = [c, h, w] as const;
+          macs += walk(l.layers, `${path}[${i}].layers`);
+          if (l.shortcut) {
+            const output = [c, h, w] as const;
+            [c, h, w] = input;
+            macs += walk([l.shortcut], `${path}[${i}].shortcut`);
+            [c, h, w] = output;
+          }
+          break;
+        }
         case 'concat':
           throw new Error('forwardMacs: concat is not supported');
         default:

@@ -53,6 +53,13 @@ const CANDIDATES: Record<string, ModelSpec> = {
   // its 1x1 (session 11, round 4): the same parameters.
   'tiny8k-sep-lin': tinyNet('tiny8k-sep-lin', TINY_WIDTHS.tiny8k, null, { separable: true, linearDepthwise: true }),
   'tiny5k-sep-lin': tinyNet('tiny5k-sep-lin', TINY_WIDTHS.tiny5k, null, { separable: true, linearDepthwise: true }),
+  // Session 16, round 4 (architecture): the separable family's widths with padded residual
+  // stages after the pool (13x13 to the average pool; identity shortcuts where the width
+  // stays), and with SiLU for every ReLU. The same parameters as tiny8k-sep and tiny5k-sep.
+  'tiny8k-sep-res': tinyNet('tiny8k-sep-res', TINY_WIDTHS.tiny8k, null, { separable: true, residual: true }),
+  'tiny5k-sep-res': tinyNet('tiny5k-sep-res', TINY_WIDTHS.tiny5k, null, { separable: true, residual: true }),
+  'tiny8k-sep-silu': tinyNet('tiny8k-sep-silu', TINY_WIDTHS.tiny8k, null, { separable: true, silu: true }),
+  'tiny5k-sep-silu': tinyNet('tiny5k-sep-silu', TINY_WIDTHS.tiny5k, null, { separable: true, silu: true }),
 };
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 

@@ -66,9 +66,9 @@ export function isModelName(name: string): name is ModelName {
   return Object.hasOwn(models, name);
 }
 
-/** conv (no bias: the batch norm's shift replaces it) -> BN -> ReLU (unless `relu` is false). */
-function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0, groups = 1, relu = true): Layer[] {
-  return [L.conv2d(inC, outC, kernel, { padding, bias: false, ...(groups === 1 ? {} : { groups }) }), L.batchNorm2d(outC), ...(relu ? [L.relu()] : [])];
+/** conv (no bias: the batch norm's shift replaces it) -> BN -> the activation (none if null). */
+function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0, groups = 1, act: Layer | null = L.relu()): Layer[] {
+  return [L.conv2d(inC, outC, kernel, { padding, bias: false, ...(groups === 1 ? {} : { groups }) }), L.batchNorm2d(outC), ...(act === null ? [] : [act])];
 }
 
 /**
@@ -84,24 +84,31 @@ function bnBlock(inC: number, outC: number, kernel: Size2d, padding: Size2d = 0,
  * block: 9*in + in*out weights, so the same budget buys more depth and width).
  * `linearDepthwise` (with `separable`): no ReLU between the depthwise conv's batch norm and the
  * 1x1, as Xception found better; the parameters are the same.
+ * `residual` (with `separable`): the 3x3s after the pool pad, so the map stays 13x13 to the
+ * average pool, and each one whose width does not change adds its input back before its last
+ * ReLU (ResNet's identity shortcut); the parameters are the same, the multiply-adds grow.
+ * `silu`: SiLU in place of every ReLU; the parameters are the same.
  */
 export function tinyNet(
   name: string,
   widths: readonly [number, number, ...number[]],
   squeeze: number | null,
-  options: { factorized?: boolean; separable?: boolean; linearDepthwise?: boolean } = {},
+  options: { factorized?: boolean; separable?: boolean; linearDepthwise?: boolean; residual?: boolean; silu?: boolean } = {},
 ): ModelSpec {
+  if (options.residual === true && options.separable !== true) throw new Error(`${name}: 'residual' needs 'separable'`);
   const [c1, c2, ...rest] = widths;
-  const unit = (inC: number, outC: number, kernel: number, padding = 0): Layer[] => {
-    if (kernel !== 3) return bnBlock(inC, outC, kernel, padding);
-    if (options.separable === true && inC > 1) return [...bnBlock(inC, inC, 3, padding, inC, options.linearDepthwise !== true), ...bnBlock(inC, outC, 1)];
-    if (options.factorized === true) return [...bnBlock(inC, outC, [3, 1], [padding, 0]), ...bnBlock(outC, outC, [1, 3], [0, padding])];
-    return bnBlock(inC, outC, kernel, padding);
+  const act = (): Layer => (options.silu === true ? L.silu() : L.relu());
+  const unit = (inC: number, outC: number, kernel: number, padding = 0, lastAct: Layer | null = act()): Layer[] => {
+    if (kernel !== 3) return bnBlock(inC, outC, kernel, padding, 1, lastAct);
+    if (options.separable === true && inC > 1) return [...bnBlock(inC, inC, 3, padding, inC, options.linearDepthwise === true ? null : act()), ...bnBlock(inC, outC, 1, 0, 1, lastAct)];
+    if (options.factorized === true) return [...bnBlock(inC, outC, [3, 1], [padding, 0], 1, act()), ...bnBlock(outC, outC, [1, 3], [0, padding], 1, lastAct)];
+    return bnBlock(inC, outC, kernel, padding, 1, lastAct);
   };
   const body: Layer[] = [...unit(1, c1, 3, 1), ...unit(c1, c2, 3), L.maxPool2d(2)];
   let prev = c2;
   for (const [c, k] of [...(squeeze === null ? [] : [[squeeze, 1]]), ...rest.map((c) => [c, 3])] as [number, number][]) {
-    body.push(...unit(prev, c, k));
+    if (options.residual === true && k === 3) body.push(...(c === prev ? [L.residual(unit(prev, c, 3, 1, null)), act()] : unit(prev, c, 3, 1)));
+    else body.push(...unit(prev, c, k));
     prev = c;
   }
   return defineModel(name, [...body, L.adaptiveAvgPool2d(1), L.conv2d(prev, 10, 1), L.flatten(), L.logSoftmax()]);
