@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { loadMnist, Model, train } from '../src/index.js';
 import { countParams, type ModelSpec } from '../src/spec.js';
 import { tinyFactorized, tinyModels, tinyNet } from '../src/models.js';
+import { forwardMacs } from '../bench/train.js';
 import { cli, expectNoCrash } from './helpers/cli.js';
 import { zooInteropSuite, type Registry } from './helpers/zoo-interop.js';
 
@@ -54,6 +55,37 @@ describe('tiny models', () => {
     expect(after(relu)).toEqual(Array(5).fill('relu'));
     expect(after(linear)).toEqual(Array(5).fill('conv2d'));
     expect(linear.layers.filter((l) => l.type === 'relu')).toHaveLength(relu.layers.filter((l) => l.type === 'relu').length - 5);
+  });
+
+  it('residual pads the stages after the pool and adds identity shortcuts where the width stays: the same parameters, 13x13 maps to the end', () => {
+    const widths: [number, number, ...number[]] = [12, 32, 36, 36, 36, 36];
+    const [plain, res] = [tinyNet('a', widths, null, { separable: true }), tinyNet('b', widths, null, { separable: true, residual: true })];
+    expect(countParams(res)).toBe(countParams(plain));
+    const blocks = res.layers.flatMap((l) => (l.type === 'residual' ? [l] : []));
+    // 32 -> 36 changes the width, so three of the four stages after the pool carry a shortcut.
+    expect(blocks).toHaveLength(3);
+    for (const b of blocks) {
+      expect(b.shortcut).toBeUndefined();
+      expect(b.layers.map((l) => l.type)).toEqual(['conv2d', 'batchnorm2d', 'relu', 'conv2d', 'batchnorm2d']);
+      expect(b.layers[0]).toMatchObject({ kernel: 3, padding: 1, groups: 36 });
+    }
+    // Each block's sum is followed by its ReLU.
+    expect(res.layers.filter((_, i) => res.layers[i - 1]?.type === 'residual').map((l) => l.type)).toEqual(['relu', 'relu', 'relu']);
+    // An identity shortcut costs no multiply-adds: the same count as its layers laid out flat.
+    const flat: ModelSpec = { ...res, layers: res.layers.flatMap((l) => (l.type === 'residual' ? l.layers : [l])) };
+    expect(forwardMacs(res)).toBe(forwardMacs(flat));
+    // The four separable stages after the pool run at 13x13 instead of 11, 9, 7 and 5.
+    const [first, same] = [32 * 9 + 32 * 36, 36 * 9 + 36 * 36];
+    expect(forwardMacs(res) - forwardMacs(plain)).toBe(first * (13 ** 2 - 11 ** 2) + same * (3 * 13 ** 2 - 9 ** 2 - 7 ** 2 - 5 ** 2));
+    expect(() => tinyNet('c', widths, null, { residual: true })).toThrow("c: 'residual' needs 'separable'");
+  });
+
+  it('silu puts SiLU in place of every ReLU: the same parameters', () => {
+    const widths: [number, number, ...number[]] = [8, 20, 28, 28, 28, 28];
+    const [relu, silu] = [tinyNet('a', widths, null, { separable: true }), tinyNet('b', widths, null, { separable: true, silu: true })];
+    expect(countParams(silu)).toBe(countParams(relu));
+    expect(silu.layers.map((l) => (l.type === 'silu' ? 'relu' : l.type))).toEqual(relu.layers.map((l) => l.type));
+    expect(silu.layers.some((l) => l.type === 'relu')).toBe(false);
   });
 
   it('tiny8k_factorized: every 3x3 is a 3x1 then a 1x3, for 6,326 parameters', () => {
