@@ -61,8 +61,18 @@ export function forwardMacs(spec: ModelSpec): number {
           }
           break;
         }
+        // Layers with multiply-adds this walk does not model, or that reshape the tensor in
+        // ways it does not follow: an error, not a silent undercount.
         case 'concat':
-          throw new Error('forwardMacs: concat is not supported');
+        case 'scale':
+        case 'reshape':
+        case 'transpose':
+        case 'select':
+        case 'token':
+        case 'positionembedding':
+        case 'multiheadattention':
+        case 'transformerencoderlayer':
+          throw new Error(`forwardMacs: ${l.type} at ${path}[${i}] is not supported`);
         default:
           break;
       }

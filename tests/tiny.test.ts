@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadMnist, Model, train } from '../src/index.js';
-import { countParams, type ModelSpec } from '../src/spec.js';
+import { countParams, layers as L, type ModelSpec } from '../src/spec.js';
 import { tinyFactorized, tinyModels, tinyNet } from '../src/models.js';
 import { forwardMacs } from '../bench/train.js';
 import { cli, expectNoCrash } from './helpers/cli.js';
@@ -74,6 +74,9 @@ describe('tiny models', () => {
     // An identity shortcut costs no multiply-adds: the same count as its layers laid out flat.
     const flat: ModelSpec = { ...res, layers: res.layers.flatMap((l) => (l.type === 'residual' ? l.layers : [l])) };
     expect(forwardMacs(res)).toBe(forwardMacs(flat));
+    // A block whose multiply-adds it does not model is an error, not a silent undercount.
+    const squeezeExcite: ModelSpec = { ...res, layers: [L.scale(L.globalAvgPool(), L.conv2d(1, 1, 1), L.sigmoid()), ...res.layers] };
+    expect(() => forwardMacs(squeezeExcite)).toThrow('forwardMacs: scale at spec.layers[0] is not supported');
     // The four separable stages after the pool run at 13x13 instead of 11, 9, 7 and 5.
     const [first, same] = [32 * 9 + 32 * 36, 36 * 9 + 36 * 36];
     expect(forwardMacs(res) - forwardMacs(plain)).toBe(first * (13 ** 2 - 11 ** 2) + same * (3 * 13 ** 2 - 9 ** 2 - 7 ** 2 - 5 ** 2));
