@@ -199,8 +199,9 @@ Napi::Value BatchNormActProbe(const Napi::CallbackInfo& info) {
   });
 }
 
-// warpImages({ x, shape, theta, nearest }): the CPU warp kernel and libtorch's grid_sample
-// (the path other devices take) on the same images and per-image 3x3 warps.
+// warpImages({ x, shape, theta, displacement?, nearest }): the CPU warp kernel and
+// libtorch's grid_sample (the path other devices take) on the same images, per-image 3x3
+// warps and elastic displacements [n, h, w, 2].
 Napi::Value WarpProbe(const Napi::CallbackInfo& info) {
   return Guard(info.Env(), [&]() -> Napi::Value {
     Napi::Env env = info.Env();
@@ -208,11 +209,25 @@ Napi::Value WarpProbe(const Napi::CallbackInfo& info) {
     std::vector<int64_t> shape = ShapeArg(o);
     at::Tensor x = Float32Arg(o, "x", shape[0] * shape[1] * shape[2] * shape[3]).view(shape);
     at::Tensor theta = Float32Arg(o, "theta", shape[0] * 9).view({shape[0], 3, 3});
+    at::Tensor displacement;
+    if (Has(o, "displacement")) displacement = Float32Arg(o, "displacement", shape[0] * shape[2] * shape[3] * 2).view({shape[0], shape[2], shape[3], 2});
     const bool nearest = GetBool(o, "nearest", false);
     Napi::Object r = Napi::Object::New(env);
-    r.Set("direct", ToJs(env, Warp(x, theta, nearest)));
-    r.Set("gridSample", ToJs(env, WarpGridSample(x, theta, nearest)));
+    r.Set("direct", ToJs(env, Warp(x, theta, displacement, nearest)));
+    r.Set("gridSample", ToJs(env, WarpGridSample(x, theta, displacement, nearest)));
     return r;
+  });
+}
+
+// elasticDisplacement({ noise, shape: [n, 2, h, w], alpha, sigma }): ElasticTransform's
+// displacement [n, h, w, 2] from given uniform noise, for tests.
+Napi::Value ElasticProbe(const Napi::CallbackInfo& info) {
+  return Guard(info.Env(), [&]() -> Napi::Value {
+    Napi::Object o = ArgObject(info, 0, "options");
+    std::vector<int64_t> shape = ShapeArg(o);
+    if (shape[1] != 2) throw RangeError("shape must be [n, 2, height, width]: an x and a y plane per image");
+    at::Tensor noise = Float32Arg(o, "noise", shape[0] * 2 * shape[2] * shape[3]).view(shape);
+    return ToJs(info.Env(), ElasticDisplacement(noise, GetNumber(o, "alpha"), GetNumber(o, "sigma")));
   });
 }
 
@@ -249,6 +264,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("hashDropout", Napi::Function::New<HashDropoutProbe>(env));
   exports.Set("batchNormAct", Napi::Function::New<BatchNormActProbe>(env));
   exports.Set("warpImages", Napi::Function::New<WarpProbe>(env));
+  exports.Set("elasticDisplacement", Napi::Function::New<ElasticProbe>(env));
   exports.Set("inflateInto", Napi::Function::New<InflateInto>(env));
   exports.Set("libtorchVersion", Napi::String::New(env, TORCH_VERSION));
   exports.Set("oneDnnSgemm", Napi::Boolean::New(env, HasOneDnnSgemm()));

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <sstream>
 #include <stdexcept>
 
 namespace torchlet {
@@ -108,14 +109,54 @@ at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOp
   return out;
 }
 
-at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
-  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) return WarpGridSample(x, theta.to(x.device()), nearest);
+at::Tensor ElasticDisplacement(const at::Tensor& noise, double alpha, double sigma) {
+  const int64_t n = noise.size(0), h = noise.size(2), w = noise.size(3);
+  at::Tensor planes = noise.to(at::kFloat).reshape({n * 2, 1, h, w});
+  if (sigma > 0) {
+    int64_t k = static_cast<int64_t>(8 * sigma + 1);
+    if (k % 2 == 0) ++k;
+    const int64_t half = k / 2;
+    if (half >= h || half >= w) {
+      std::ostringstream msg;
+      msg << "augment.elastic.sigma " << sigma << " needs a " << k << "-pixel blur, whose reflect padding (" << half
+          << ") must be smaller than the image (" << h << "x" << w << ")";
+      throw std::invalid_argument(msg.str());
+    }
+    // torchvision's 2-d kernel is the outer product of this one with itself, so two 1-d
+    // passes give the same sums (up to rounding).
+    auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(noise.device());
+    at::Tensor t = torch::linspace(-static_cast<double>(half), static_cast<double>(half), k, opts);
+    at::Tensor kernel = torch::exp(t.div(sigma).pow(2).mul(-0.5));
+    kernel.div_(kernel.sum());
+    namespace F = torch::nn::functional;
+    planes = F::pad(planes, F::PadFuncOptions({half, half, half, half}).mode(torch::kReflect));
+    planes = F::conv2d(F::conv2d(planes, kernel.view({1, 1, k, 1})), kernel.view({1, 1, 1, k}));
+  }
+  at::Tensor d = planes.view({n, 2, h, w});
+  at::Tensor scale = torch::tensor({alpha / static_cast<double>(h), alpha / static_cast<double>(w)}, d.options()).view({1, 2, 1, 1});
+  return d.mul(scale).permute({0, 2, 3, 1}).contiguous();
+}
+
+at::Tensor SampleDisplacements(int64_t n, int64_t height, int64_t width, const AugmentOptions& o, Rng& rng) {
+  if (o.elasticAlpha == 0) return at::Tensor();
+  at::Tensor noise = torch::empty({n, 2, height, width}, torch::kFloat32);
+  float* p = noise.data_ptr<float>();
+  for (int64_t i = 0; i < noise.numel(); ++i) p[i] = static_cast<float>(rng.Uniform(-1, 1));
+  return ElasticDisplacement(noise, o.elasticAlpha, o.elasticSigma);
+}
+
+at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& displacement, bool nearest) {
+  if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) {
+    return WarpGridSample(x, theta.to(x.device()), displacement.defined() ? displacement.to(x.device()) : displacement, nearest);
+  }
   at::Tensor src = x.contiguous();
   const int64_t n = src.size(0), channels = src.size(1), h = src.size(2), w = src.size(3);
   at::Tensor out = torch::empty_like(src);
   at::Tensor t = theta.to(at::kFloat).contiguous();
+  at::Tensor disp = displacement.defined() ? displacement.to(at::kFloat).contiguous() : displacement;
   const float* in = src.data_ptr<float>();
   const float* tp = t.data_ptr<float>();
+  const float* dp = disp.defined() ? disp.data_ptr<float>() : nullptr;
   float* op = out.data_ptr<float>();
   const double W = static_cast<double>(w), H = static_cast<double>(h);
   at::parallel_for(0, n, std::max<int64_t>(1, 4096 / (h * w)), [&](int64_t begin, int64_t end) {
@@ -128,9 +169,14 @@ at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
       const double m3 = H / 2 * m[3] + (H - 1) / 2 * m[6], m4 = H / 2 * m[4] + (H - 1) / 2 * m[7], m5 = H / 2 * m[5] + (H - 1) / 2 * m[8];
       const double m6 = m[6], m7 = m[7], m8 = m[8];
       for (int64_t i = 0; i < h; ++i) {
-        const double py = static_cast<double>(i) + 0.5;
         for (int64_t j = 0; j < w; ++j) {
-          const double px = static_cast<double>(j) + 0.5;
+          double px = static_cast<double>(j) + 0.5, py = static_cast<double>(i) + 0.5;
+          if (dp != nullptr) {
+            // A normalised displacement of d moves d * size / 2 pixels.
+            const float* d = dp + ((b * h + i) * w + j) * 2;
+            px += d[0] * W / 2;
+            py += d[1] * H / 2;
+          }
           const double z = m6 * px + m7 * py + m8;
           const double ix = (m0 * px + m1 * py + m2) / z, iy = (m3 * px + m4 * py + m5) / z;
           const int64_t at = i * w + j;
@@ -166,15 +212,19 @@ at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
   return out;
 }
 
-at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, bool nearest) {
+at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& displacement, bool nearest) {
   const int64_t n = x.size(0), h = x.size(2), w = x.size(3);
   // Output pixel centres in edge coordinates, homogeneous: [H*W, 3].
   auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(x.device());
   at::Tensor ys = torch::arange(h, opts).add_(0.5);
   at::Tensor xs = torch::arange(w, opts).add_(0.5);
   auto mesh = torch::meshgrid({ys, xs}, "ij");
-  at::Tensor base = torch::stack({mesh[1].reshape(-1), mesh[0].reshape(-1), torch::ones({h * w}, opts)}, 1);
-  at::Tensor src = torch::matmul(base.unsqueeze(0), theta.transpose(1, 2));  // [N, H*W, 3]
+  at::Tensor base = torch::stack({mesh[1].reshape(-1), mesh[0].reshape(-1), torch::ones({h * w}, opts)}, 1).unsqueeze(0);
+  if (displacement.defined()) {
+    at::Tensor pixels = displacement.to(opts).reshape({n, h * w, 2}) * torch::tensor({w / 2.0, h / 2.0}, opts);
+    base = base + torch::cat({pixels, torch::zeros({n, h * w, 1}, opts)}, 2);
+  }
+  at::Tensor src = torch::matmul(base, theta.transpose(1, 2));  // [N, H*W, 3]
   at::Tensor grid = src.narrow(2, 0, 2) / src.narrow(2, 2, 1);
   namespace F = torch::nn::functional;
   F::GridSampleFuncOptions::mode_t mode = torch::kBilinear;
@@ -184,7 +234,8 @@ at::Tensor WarpGridSample(const at::Tensor& x, const at::Tensor& theta, bool nea
 }
 
 at::Tensor Augment(const at::Tensor& x, const AugmentOptions& o, Rng& rng) {
-  return Warp(x, SampleWarps(x.size(0), x.size(2), x.size(3), o, rng), o.nearest);
+  at::Tensor theta = SampleWarps(x.size(0), x.size(2), x.size(3), o, rng);
+  return Warp(x, theta, SampleDisplacements(x.size(0), x.size(2), x.size(3), o, rng), o.nearest);
 }
 
 }  // namespace torchlet

@@ -59,6 +59,20 @@ AugmentOptions ParseAugment(const Napi::Object& a) {
   range("shearY", o.shearYMin, o.shearYMax);
   o.distortion = GetNumber(a, "distortion", 0);
   o.perspectiveP = GetNumber(a, "perspectiveP", 0);
+  if (Has(a, "elastic")) {
+    // torchvision's ElasticTransform() defaults: alpha 50, sigma 5.
+    Napi::Object e = GetObject(a, "elastic");
+    auto number = [&](const char* key, double fallback) {
+      if (!Has(e, key)) return fallback;
+      Napi::Value v = e.Get(key);
+      if (!v.IsNumber()) throw TypeError(std::string("augment.elastic.") + key + " must be a number");
+      const double x = v.As<Napi::Number>().DoubleValue();
+      if (!std::isfinite(x) || x < 0) throw RangeError(std::string("augment.elastic.") + key + " must be a finite number >= 0");
+      return x;
+    };
+    o.elasticAlpha = number("alpha", 50);
+    o.elasticSigma = number("sigma", 5);
+  }
   o.nearest = GetString(a, "interpolation", "bilinear") == "nearest";
   if (o.translateX < 0 || o.translateX > 1 || o.translateY < 0 || o.translateY > 1) throw RangeError("augment.translate must be within [0, 1]");
   if (o.scaleMin <= 0) throw RangeError("augment.scale must be positive");

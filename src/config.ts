@@ -98,6 +98,7 @@ const AugmentSchema = z.union([
       shearY: range,
       distortion: num,
       perspectiveP: num,
+      elastic: z.object({ alpha: num.nonnegative(), sigma: num.nonnegative() }).partial().strict(),
       interpolation: z.enum(['bilinear', 'nearest']),
     })
     .partial()

@@ -56,6 +56,11 @@ export interface AugmentOptions {
   /** RandomPerspective distortion_scale, applied with probability perspectiveP. */
   distortion?: number;
   perspectiveP?: number;
+  /**
+   * torchvision's ElasticTransform(alpha, sigma) (defaults 50 and 5), applied after the
+   * affine and perspective warps within the same single resampling.
+   */
+  elastic?: { alpha?: number; sigma?: number };
   interpolation?: 'bilinear' | 'nearest';
 }
 
@@ -202,10 +207,12 @@ export interface Binding {
    */
   batchNormAct(options: BatchNormActProbe): { fused: BatchNormActResult; reference: BatchNormActResult };
   /** The CPU warp kernel beside libtorch's grid_sample on the same images and [n, 3, 3] warps, for tests. */
-  warpImages(options: { x: Float32Array; shape: [number, number, number, number]; theta: Float32Array; nearest?: boolean }): {
+  warpImages(options: { x: Float32Array; shape: [number, number, number, number]; theta: Float32Array; displacement?: Float32Array; nearest?: boolean }): {
     direct: Float32Array;
     gridSample: Float32Array;
   };
+  /** ElasticTransform's displacement [n, h, w, 2] from given uniform noise [n, 2, h, w], for tests. */
+  elasticDisplacement(options: { noise: Float32Array; shape: [number, 2, number, number]; alpha: number; sigma: number }): Float32Array;
   /**
    * Inflates zlib-wrapped deflate data (a PNG's IDAT stream) into `dst` and returns the bytes
    * written: no allocation, so a server can reuse one buffer. Throws a RangeError when the

@@ -1,9 +1,12 @@
 // The CPU warp kernel behind --aug against libtorch's grid_sample (bilinear or nearest,
-// zero padding, align_corners=false), which other devices use, and the batched reference
-// augmentation end to end on real MNIST digits.
+// zero padding, align_corners=false), which other devices use; the elastic displacement
+// and warp against torchvision's ElasticTransform; and the batched augmentation end to end
+// on real MNIST digits.
 import { describe, expect, it } from 'vitest';
 import { loadRawDataset } from '../src/data/mnist.js';
 import { Dataset, native, REFERENCE_AUGMENT } from '../src/index.js';
+import { pythonHas, runPythonJson } from './helpers/python.js';
+import { missing } from './helpers/requires.js';
 
 const b = native();
 
@@ -63,6 +66,15 @@ describe('warp kernel', () => {
     expect(differing / direct.length).toBeLessThan(1e-3);
   });
 
+  it('matches grid_sample with elastic displacements on top of the warps', () => {
+    const r = rng(4);
+    const displacement = Float32Array.from({ length: 24 * 20 * 28 * 2 }, () => (r() - 0.5) * 0.3);
+    const { direct, gridSample } = b.warpImages({ x, shape, theta: randomWarps(24, 20, 28, 5), displacement });
+    expect(maxAbsDiff(direct, gridSample)).toBeLessThan(1e-4);
+    const { direct: still } = b.warpImages({ x, shape, theta: randomWarps(24, 20, 28, 5) });
+    expect(maxAbsDiff(direct, still)).toBeGreaterThan(0.1);
+  });
+
   it('leaves images unchanged under the identity warp', () => {
     const theta = Float32Array.from({ length: 24 * 9 }, (_, i) => identity(20, 28)[i % 9]!);
     const { direct } = b.warpImages({ x, shape, theta });
@@ -96,5 +108,66 @@ describe('reference augmentation on MNIST', () => {
       expect(Math.abs(inkAug - ink) / ink, `image ${i}`).toBeLessThan(0.25);
       expect(moved, `image ${i}`).toBeGreaterThan(0);
     }
+  });
+});
+
+describe.skipIf(missing(pythonHas('torchvision'), '/usr/bin/python3 with torchvision'))('elastic augmentation against torchvision', () => {
+  // torchvision 0.14's ElasticTransform.get_params with its torch.rand noise given, then
+  // F.elastic_transform on the same images.
+  const PEER = `
+import json, sys, torch
+import torchvision.transforms.functional as F
+req = json.load(sys.stdin)
+n, _, h, w = req["shape"]
+noise = torch.tensor(req["noise"], dtype=torch.float32).view(n, 2, h, w)
+x = torch.tensor(req["x"], dtype=torch.float32).view(n, 1, h, w)
+alpha, sigma = req["alpha"], req["sigma"]
+k = int(8 * sigma + 1)
+k += 1 - k % 2
+out_d, out_x = [], []
+for i in range(n):
+    dx = F.gaussian_blur(noise[i:i + 1, 0:1], [k, k], [sigma, sigma]) * alpha / h
+    dy = F.gaussian_blur(noise[i:i + 1, 1:2], [k, k], [sigma, sigma]) * alpha / w
+    d = torch.concat([dx, dy], 1).permute([0, 2, 3, 1])
+    out_d.append(d)
+    out_x.append(F.elastic_transform(x[i], d))
+print(json.dumps({"displacement": torch.cat(out_d).flatten().tolist(), "x": torch.stack(out_x).flatten().tolist()}))
+`;
+
+  it('gives the displacement and the warped digits torchvision gives from the same noise', async () => {
+    const { test: split } = await loadRawDataset({});
+    const n = 6;
+    const x = Float32Array.from(split.images.subarray(0, n * 784), (v) => v / 255);
+    const r = rng(7);
+    const noise = Float32Array.from({ length: n * 2 * 784 }, () => r() * 2 - 1);
+    const [alpha, sigma] = [50, 5];
+    const peer = runPythonJson<{ displacement: number[]; x: number[] }>(['-c', PEER], { shape: [n, 2, 28, 28], noise: [...noise], x: [...x], alpha, sigma });
+    const displacement = b.elasticDisplacement({ noise, shape: [n, 2, 28, 28], alpha, sigma });
+    expect(maxAbsDiff(displacement, Float32Array.from(peer.displacement))).toBeLessThan(1e-6);
+    // About a pixel of displacement at alpha 50: large enough to move strokes.
+    const pixels = displacement.map((d) => Math.abs(d) * 14);
+    expect(pixels.reduce((a, v) => a + v, 0) / pixels.length).toBeGreaterThan(0.3);
+    const theta = Float32Array.from({ length: n * 9 }, (_, i) => identity(28, 28)[i % 9]!);
+    const { direct } = b.warpImages({ x, shape: [n, 1, 28, 28], theta, displacement });
+    expect(maxAbsDiff(direct, Float32Array.from(peer.x))).toBeLessThan(1e-5);
+    expect(maxAbsDiff(direct, x)).toBeGreaterThan(0.2);
+  });
+
+  it('draws from the seed alone, keeps the ink, and names a bad alpha or a blur too wide for the image', async () => {
+    const { test: split } = await loadRawDataset({});
+    const raw = split.images.subarray(0, 16 * 784);
+    using data = Dataset.fromArrays(raw, split.labels.subarray(0, 16), [16, 1, 28, 28]);
+    const elastic = { ...REFERENCE_AUGMENT, elastic: { alpha: 34, sigma: 4 } };
+    const a = b.augmentBatch(data.handle, 0, 16, elastic, 5);
+    expect(Buffer.from(b.augmentBatch(data.handle, 0, 16, elastic, 5).buffer).equals(Buffer.from(a.buffer))).toBe(true);
+    const affineOnly = b.augmentBatch(data.handle, 0, 16, REFERENCE_AUGMENT, 5);
+    // The affine draws come first and are the same; the elastic field then moves strokes.
+    expect(maxAbsDiff(a, affineOnly)).toBeGreaterThan(0.2);
+    const ink = (v: ArrayLike<number>, i: number, scale: number): number => Array.from({ length: 784 }, (_, p) => v[i * 784 + p]! / scale).reduce((s, q) => s + q, 0);
+    for (let i = 0; i < 16; i++) expect(Math.abs(ink(a, i, 1) - ink(raw, i, 255)) / ink(raw, i, 255), `image ${i}`).toBeLessThan(0.25);
+    expect(() => b.augmentBatch(data.handle, 0, 16, { elastic: { alpha: -1 } }, 5)).toThrow('augment.elastic.alpha must be a finite number >= 0');
+    expect(() => b.augmentBatch(data.handle, 0, 16, { elastic: { sigma: 7 } }, 5)).toThrow(
+      'augment.elastic.sigma 7 needs a 57-pixel blur, whose reflect padding (28) must be smaller than the image (28x28)',
+    );
   });
 });
