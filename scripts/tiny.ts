@@ -17,7 +17,7 @@ import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, write
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { forwardMacs } from '../bench/train.js';
-import { AUGMENT_PRESETS, countParams, getThreads, loadMnist, Model, setThreads, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
+import { AUGMENT_PRESETS, countParams, REFERENCE_AUGMENT, getThreads, loadMnist, Model, setThreads, stratifiedSplit, train, type Dataset, type EpochRecord, type ModelSpec, type TrainOptions } from '../src/index.js';
 import { seedSpread } from '../src/metrics.js';
 import { TINY_WIDTHS, tinyModels, tinyNet } from '../src/models.js';
 
@@ -117,6 +117,12 @@ const RECIPES: Record<string, TrainOptions> = {
   // half strength cost tiny8k 0.13 points on the split), on tiny5k's and tiny8k's recipes.
   'adamw-heavy': { aug: true, augment: HEAVY_AUGMENT },
   'adamw-ls-heavy': { aug: true, labelSmoothing: 0.05, augment: HEAVY_AUGMENT },
+  // Session 16, round 6: torchvision's ElasticTransform after the reference warp, at its
+  // default strength (alpha 50, sigma 5) and at half the alpha.
+  'adamw-elastic': { aug: true, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 50, sigma: 5 } } },
+  'adamw-elastic-half': { aug: true, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
+  'adamw-ls-elastic': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 50, sigma: 5 } } },
+  'adamw-ls-elastic-half': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
