@@ -7,6 +7,7 @@
 #include <cmath>
 #include <sstream>
 #include <stdexcept>
+#include <vector>
 
 namespace torchlet {
 
@@ -109,28 +110,49 @@ at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOp
   return out;
 }
 
+namespace {
+
+// gaussian_blur along one axis of length `size` as a [size, size] matrix: torchvision's
+// 1-d kernel (int(8 sigma + 1) taps, made odd) over the reflect-padded axis. A blur of
+// each plane is then two small matrix products instead of a 41-tap convolution over a
+// padded copy.
+at::Tensor BlurOperator(int64_t size, double sigma, const torch::TensorOptions& opts) {
+  int64_t k = static_cast<int64_t>(8 * sigma + 1);
+  if (k % 2 == 0) ++k;
+  const int64_t half = k / 2;
+  std::vector<double> taps(static_cast<size_t>(k));
+  double total = 0;
+  for (int64_t t = 0; t < k; ++t) total += taps[t] = std::exp(-0.5 * std::pow(static_cast<double>(t - half) / sigma, 2));
+  at::Tensor m = torch::zeros({size, size}, torch::kFloat64);
+  double* mp = m.data_ptr<double>();
+  for (int64_t i = 0; i < size; ++i) {
+    for (int64_t t = 0; t < k; ++t) {
+      int64_t j = i + t - half;
+      j = j < 0 ? -j : j >= size ? 2 * (size - 1) - j : j;  // reflect, as torch's pad mode 'reflect'
+      mp[i * size + j] += taps[t] / total;
+    }
+  }
+  return m.to(opts);
+}
+
+}  // namespace
+
 at::Tensor ElasticDisplacement(const at::Tensor& noise, double alpha, double sigma) {
   const int64_t n = noise.size(0), h = noise.size(2), w = noise.size(3);
-  at::Tensor planes = noise.to(at::kFloat).reshape({n * 2, 1, h, w});
+  at::Tensor planes = noise.to(at::kFloat).reshape({n * 2, h, w});
   if (sigma > 0) {
     int64_t k = static_cast<int64_t>(8 * sigma + 1);
     if (k % 2 == 0) ++k;
-    const int64_t half = k / 2;
-    if (half >= h || half >= w) {
+    if (k / 2 >= h || k / 2 >= w) {
       std::ostringstream msg;
-      msg << "augment.elastic.sigma " << sigma << " needs a " << k << "-pixel blur, whose reflect padding (" << half
+      msg << "augment.elastic.sigma " << sigma << " needs a " << k << "-pixel blur, whose reflect padding (" << k / 2
           << ") must be smaller than the image (" << h << "x" << w << ")";
       throw std::invalid_argument(msg.str());
     }
-    // torchvision's 2-d kernel is the outer product of this one with itself, so two 1-d
-    // passes give the same sums (up to rounding).
-    auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(noise.device());
-    at::Tensor t = torch::linspace(-static_cast<double>(half), static_cast<double>(half), k, opts);
-    at::Tensor kernel = torch::exp(t.div(sigma).pow(2).mul(-0.5));
-    kernel.div_(kernel.sum());
-    namespace F = torch::nn::functional;
-    planes = F::pad(planes, F::PadFuncOptions({half, half, half, half}).mode(torch::kReflect));
-    planes = F::conv2d(F::conv2d(planes, kernel.view({1, 1, k, 1})), kernel.view({1, 1, 1, k}));
+    // torchvision's 2-d kernel is the outer product of the 1-d one with itself, so blurring
+    // the columns and then the rows gives the same sums (up to rounding).
+    auto opts = planes.options();
+    planes = torch::matmul(torch::matmul(BlurOperator(h, sigma, opts), planes), BlurOperator(w, sigma, opts).t());
   }
   at::Tensor d = planes.view({n, 2, h, w});
   at::Tensor scale = torch::tensor({alpha / static_cast<double>(h), alpha / static_cast<double>(w)}, d.options()).view({1, 2, 1, 1});
@@ -141,7 +163,14 @@ at::Tensor SampleDisplacements(int64_t n, int64_t height, int64_t width, const A
   if (o.elasticAlpha == 0) return at::Tensor();
   at::Tensor noise = torch::empty({n, 2, height, width}, torch::kFloat32);
   float* p = noise.data_ptr<float>();
-  for (int64_t i = 0; i < noise.numel(); ++i) p[i] = static_cast<float>(rng.Uniform(-1, 1));
+  // Two 24-bit uniforms from each 64-bit draw: a float holds no more, and the draws were a
+  // third of the elastic warp's cost one at a time.
+  const int64_t count = noise.numel();
+  for (int64_t i = 0; i < count; i += 2) {
+    const uint64_t bits = rng.Next();
+    p[i] = static_cast<float>(bits >> 40) * 0x1.0p-23f - 1.0f;
+    if (i + 1 < count) p[i + 1] = static_cast<float>((bits >> 16) & 0xFFFFFF) * 0x1.0p-23f - 1.0f;
+  }
   return ElasticDisplacement(noise, o.elasticAlpha, o.elasticSigma);
 }
 
