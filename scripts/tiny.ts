@@ -123,6 +123,12 @@ const RECIPES: Record<string, TrainOptions> = {
   'adamw-elastic-half': { aug: true, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
   'adamw-ls-elastic': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 50, sigma: 5 } } },
   'adamw-ls-elastic-half': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
+  // Session 16, round 7: AdamW's weight decay, 1e-4 in every recipe so far, at PyTorch's
+  // AdamW default (1e-2) and at 5e-2.
+  'adamw-wd1e-2': { aug: true, weightDecay: 1e-2 },
+  'adamw-wd5e-2': { aug: true, weightDecay: 5e-2 },
+  'adamw-ls-wd1e-2': { aug: true, labelSmoothing: 0.05, weightDecay: 1e-2 },
+  'adamw-ls-wd5e-2': { aug: true, labelSmoothing: 0.05, weightDecay: 5e-2 },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
