@@ -63,6 +63,7 @@ export function recipeFrom(values: RecipeValues): RecipeTrialResult {
       shear: [-shear, shear],
       distortion: num('distortion', ref.augment.distortion ?? 0),
       perspectiveP: num('perspectiveP', ref.augment.perspectiveP ?? 0),
+      ...(num('elasticAlpha', 0) > 0 && { elastic: { alpha: num('elasticAlpha', 0), sigma: num('elasticSigma', 5) } }),
     },
   };
   const model = typeof values.model === 'string' ? (values.model as ModelName) : 'super_light';

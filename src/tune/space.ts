@@ -37,6 +37,9 @@ export const SEARCHABLE = {
   shear: 'nonnegative',
   distortion: 'fraction',
   perspectiveP: 'fraction',
+  // ElasticTransform's alpha (0: none) and sigma.
+  elasticAlpha: 'nonnegative',
+  elasticSigma: 'nonnegative',
 } as const;
 export type SearchableName = keyof typeof SEARCHABLE;
 export type RecipeValues = Partial<Record<SearchableName, string | number | boolean>>;

@@ -54,4 +54,10 @@ describe('search space files', () => {
     expect(recipeFrom({}).recipe.labelSmoothing).toBe(0);
     expect(() => parseSpace({ params: { labelSmoothing: { low: 0, high: 1 } } }, 'space')).toThrow(/labelSmoothing/);
   });
+  it('searches the elastic distortion, none unless alpha is above 0, sigma 5 unless given', () => {
+    expect(recipeFrom({ elasticAlpha: 30 }).recipe.augment.elastic).toEqual({ alpha: 30, sigma: 5 });
+    expect(recipeFrom({ elasticAlpha: 30, elasticSigma: 4 }).recipe.augment.elastic).toEqual({ alpha: 30, sigma: 4 });
+    expect(recipeFrom({ elasticSigma: 4 }).recipe.augment.elastic).toBeUndefined();
+    expect(() => parseSpace({ params: { elasticAlpha: { low: -1, high: 10 } } }, 'space')).toThrow(/elasticAlpha/);
+  });
 });
