@@ -3,6 +3,7 @@
 // and warp against torchvision's ElasticTransform; and the batched augmentation end to end
 // on real MNIST digits.
 import { describe, expect, it } from 'vitest';
+import { parseConfigText, resolveConfig } from '../src/config.js';
 import { loadRawDataset } from '../src/data/mnist.js';
 import { Dataset, native, REFERENCE_AUGMENT } from '../src/index.js';
 import { pythonHas, runPythonJson } from './helpers/python.js';
@@ -169,5 +170,16 @@ print(json.dumps({"displacement": torch.cat(out_d).flatten().tolist(), "x": torc
     expect(() => b.augmentBatch(data.handle, 0, 16, { elastic: { sigma: 7 } }, 5)).toThrow(
       'augment.elastic.sigma 7 needs a 57-pixel blur, whose reflect padding (28) must be smaller than the image (28x28)',
     );
+  });
+});
+
+describe('elastic augmentation in a config', () => {
+  it('reaches the recipe from YAML, and a bad value names its field', () => {
+    const cfg = parseConfigText('augment: { degrees: 5, elastic: { alpha: 34, sigma: 4 } }', 'yaml', "'run.yaml'");
+    const { config, recipe } = resolveConfig(cfg, "'run.yaml'");
+    expect(config.aug).toBe(true);
+    expect(recipe.augment).toEqual({ degrees: 5, elastic: { alpha: 34, sigma: 4 } });
+    expect(() => parseConfigText('augment: { elastic: { alpha: -3 } }', 'yaml', "'run.yaml'")).toThrow(/augment\.elastic\.alpha/);
+    expect(() => parseConfigText('augment: { elastic: { beta: 1 } }', 'yaml', "'run.yaml'")).toThrow(/beta/);
   });
 });
