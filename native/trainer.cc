@@ -92,6 +92,10 @@ TrainOptions ParseTrainOptions(const Napi::Object& o) {
   if (t.labelSmoothing > 0 && t.loss == "nll") throw RangeError("labelSmoothing needs loss 'cross_entropy' (NLL has no smoothing)");
   t.emaDecay = GetNumber(o, "emaDecay", 0);
   if (!(t.emaDecay >= 0 && t.emaDecay < 1)) throw RangeError("emaDecay must be within [0, 1) (0: no EMA)");
+  t.recalibrateBatchNorm = GetBool(o, "recalibrateBatchNorm", false);
+  if (t.recalibrateBatchNorm && t.emaDecay > 0) {
+    throw RangeError("recalibrateBatchNorm and an EMA of the weights do not combine: the EMA averages batch norm's statistics itself");
+  }
   t.batchSize = GetInt(o, "batchSize", 128);
   if (t.batchSize <= 0) throw RangeError("batchSize must be a positive integer, got " + std::to_string(t.batchSize));
   int64_t seed = GetInt(o, "seed", 42);
@@ -223,6 +227,7 @@ Trainer::EpochResult Trainer::RunEpoch(const at::Tensor& images, const at::Tenso
       report(p);
     }
   }
+  if (o_.recalibrateBatchNorm) RecalibrateBatchNorm(images);
   EpochResult r;
   r.steps = steps;
   r.samples = done;
@@ -252,6 +257,38 @@ void Trainer::UpdateEma() {
       avg.copy_(now);
     }
   }
+}
+
+void Trainer::RecalibrateBatchNorm(const at::Tensor& images) {
+  auto& net = model_->Net();
+  const ModelSpec& spec = model_->Spec();
+  // With momentum None each batch norm keeps the cumulative average from its reset on, and
+  // the statistics no longer depend on what they were: the augmented batches and the
+  // earlier weights of the epoch leave no trace.
+  std::vector<std::pair<torch::nn::BatchNormOptions*, c10::optional<double>>> saved;
+  auto reset = [&](auto* bn) {
+    if (bn == nullptr || !bn->options.track_running_stats()) return;
+    saved.emplace_back(&bn->options, bn->options.momentum());
+    bn->options.momentum(c10::nullopt);
+    bn->reset_running_stats();
+  };
+  for (const auto& m : net->modules(false)) {
+    reset(m->as<torch::nn::BatchNorm2dImpl>());
+    reset(m->as<torch::nn::BatchNorm1dImpl>());
+  }
+  if (saved.empty()) return;
+  torch::NoGradGuard no_grad;
+  net->train();
+  const int64_t n = images.size(0), bs = o_.batchSize;
+  try {
+    for (int64_t start = 0; start < n; start += bs) {
+      net->forward(Standardise(images.slice(0, start, std::min(n, start + bs)).to(torch::kFloat32).div_(255.0), spec));
+    }
+  } catch (...) {
+    for (auto& [options, momentum] : saved) options->momentum(momentum);
+    throw;
+  }
+  for (auto& [options, momentum] : saved) options->momentum(momentum);
 }
 
 namespace {

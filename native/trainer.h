@@ -24,6 +24,9 @@ struct TrainOptions {
   double labelSmoothing = 0;
   // Decay of the exponential moving average of the weights; 0 keeps none.
   double emaDecay = 0;
+  // After each epoch, replace batch norm's running statistics with their plain average over
+  // the clean training images (PyTorch's swa_utils.update_bn).
+  bool recalibrateBatchNorm = false;
   int64_t batchSize = 128;
   uint64_t seed = 42;
   AugmentOptions augment;
@@ -56,6 +59,8 @@ class Trainer : public Napi::ObjectWrap<Trainer> {
 
   // Folds the model's current state into the average, after each optimizer step.
   void UpdateEma();
+  // update_bn over `images` (uint8, in order, in training batches), without gradients.
+  void RecalibrateBatchNorm(const at::Tensor& images);
 
   // The schedule's index for the next step of `epoch`: the step count, or the epoch.
   int64_t ScheduleIndex(int64_t epoch) const { return schedule_ && schedule_->PerStep() ? step_ : epoch; }

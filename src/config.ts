@@ -124,6 +124,7 @@ export const ConfigSchema = z
     earlyStopping: EarlyStoppingSchema,
     labelSmoothing: z.number().min(0).lt(1),
     ema: z.object({ decay: z.number().gt(0).lt(1) }).strict(),
+    recalibrateBatchNorm: z.boolean(),
     normalize: z.enum(NORMALIZATION_NAMES),
     seed: z.number().int().nonnegative(),
     device: z.string(),
@@ -250,6 +251,7 @@ export function resolveConfig(cfg: TrainConfig, source = 'config', registry: Mod
       ...(cfg.earlyStopping !== undefined && { earlyStopping: cfg.earlyStopping as EarlyStopping }),
       ...(cfg.labelSmoothing !== undefined && { labelSmoothing: cfg.labelSmoothing }),
       ...(cfg.ema !== undefined && { ema: cfg.ema }),
+      ...(cfg.recalibrateBatchNorm !== undefined && { recalibrateBatchNorm: cfg.recalibrateBatchNorm }),
       ...(cfg.normalize !== undefined && { normalize: cfg.normalize }),
       ...(augment && { augment }),
     });

@@ -103,6 +103,8 @@ export interface TrainerOptions {
   labelSmoothing?: number;
   /** Keep an exponential moving average of the weights with this decay (0: none). */
   emaDecay?: number;
+  /** After each epoch, batch norm's running statistics from the clean training images (update_bn). */
+  recalibrateBatchNorm?: boolean;
   batchSize?: number;
   seed?: number;
   augment?: AugmentOptions;

@@ -84,6 +84,13 @@ export interface Recipe {
   labelSmoothing: number;
   /** Evaluate, keep as best and release an exponential moving average of the weights; null: the weights themselves. */
   ema: { decay: number } | null;
+  /**
+   * After every epoch, batch norm's running statistics become their plain average over the
+   * clean (unaugmented) training images (PyTorch's swa_utils.update_bn), so evaluation
+   * normalises with what clean digits produce rather than a momentum average over augmented
+   * batches. Does not combine with `ema`.
+   */
+  recalibrateBatchNorm: boolean;
 }
 
 export const REFERENCE_AUGMENT: AugmentOptions = {
@@ -151,6 +158,7 @@ export const REFERENCE_RECIPE: Recipe = {
   augment: REFERENCE_AUGMENT,
   labelSmoothing: 0,
   ema: null,
+  recalibrateBatchNorm: false,
 };
 
 /** Minimised or maximised: losses go down, accuracies up. */

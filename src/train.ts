@@ -130,6 +130,7 @@ export function resolveRecipe(options: Partial<Recipe>): Recipe {
   if (!Number.isInteger(recipe.seed) || recipe.seed < 0) throw new RangeError(`seed must be a non-negative integer, got ${recipe.seed}`);
   if (!(recipe.labelSmoothing >= 0 && recipe.labelSmoothing < 1)) throw new RangeError(`labelSmoothing must be within [0, 1), got ${recipe.labelSmoothing}`);
   if (recipe.ema !== null && !(recipe.ema.decay > 0 && recipe.ema.decay < 1)) throw new RangeError(`ema.decay must be within (0, 1), got ${recipe.ema.decay}`);
+  if (recipe.recalibrateBatchNorm && recipe.ema !== null) throw new RangeError('recalibrateBatchNorm does not combine with ema: the EMA averages batch norm\'s statistics itself');
   const es = recipe.earlyStopping;
   if (es !== null) {
     if (!Number.isInteger(es.patience) || es.patience < 0) throw new RangeError(`earlyStopping.patience must be a non-negative integer, got ${es.patience}`);
@@ -149,6 +150,7 @@ export function createTrainer(model: Model, recipe: Recipe, aug: boolean, trainS
     loss: recipe.labelSmoothing > 0 ? 'cross_entropy' : 'nll',
     labelSmoothing: recipe.labelSmoothing,
     emaDecay: recipe.ema?.decay ?? 0,
+    recalibrateBatchNorm: recipe.recalibrateBatchNorm,
     batchSize: recipe.batchSize,
     seed: recipe.seed,
     ...(aug && { augment: recipe.augment }),

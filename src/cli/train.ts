@@ -89,6 +89,7 @@ export function registerTrain(program: Command): void {
     .addOption(new Option('--normalize <preset>', "input normalisation: 'mnist' mean/std (default), 'minus1-1' or '0-1'").choices(NORMALIZATION_NAMES))
     .option('--label-smoothing <x>', 'cross-entropy against smoothed targets, e.g. 0.05 (default 0)', nonNegativeNumber('--label-smoothing'))
     .option('--ema-decay <x>', 'evaluate, keep and release an exponential moving average of the weights, e.g. 0.999', positiveNumber('--ema-decay'))
+    .option('--recalibrate-batch-norm', "after each epoch, recompute batch norm's running statistics on the clean training images (PyTorch's update_bn)")
     .option('--seed <n>', `random seed (default ${REFERENCE_RECIPE.seed})`, nonNegativeInt('--seed'))
     .option('--device <device>', "'cpu', 'cuda', 'cuda:N' or 'auto' (default 'auto')")
     .option('--threads <n>', 'libtorch intra-op threads (default: all cores)', positiveInt('--threads'))
