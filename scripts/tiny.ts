@@ -129,6 +129,10 @@ const RECIPES: Record<string, TrainOptions> = {
   'adamw-wd5e-2': { aug: true, weightDecay: 5e-2 },
   'adamw-ls-wd1e-2': { aug: true, labelSmoothing: 0.05, weightDecay: 1e-2 },
   'adamw-ls-wd5e-2': { aug: true, labelSmoothing: 0.05, weightDecay: 5e-2 },
+  // Session 16, round 8: the model's recipe with batch norm's statistics recomputed on the
+  // clean training images after every epoch (recalibrateBatchNorm, PyTorch's update_bn).
+  'adamw-rbn': { aug: true, recalibrateBatchNorm: true },
+  'adamw-ls-rbn': { aug: true, labelSmoothing: 0.05, recalibrateBatchNorm: true },
   // The published sub-10k run's optimizer and augmentation (SGD, OneCycle, batch 64,
   // rotation by up to 10 degrees only) at half its max_lr (sgd-plain at 0.1 collapsed
   // mid-run), with a weight EMA for evaluation; no label smoothing.
