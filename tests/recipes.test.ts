@@ -110,6 +110,7 @@ describe('resume stays bit-identical with every recipe', () => {
   const recipes: [string, TrainOptions][] = [
     ['RMSprop + reduce-on-plateau + early stopping', { epochs: 4, lr: 2e-3, optimizer: { type: 'rmsprop', momentum: 0.9, centered: true }, weightDecay: 1e-4, scheduler: { type: 'plateau', patience: 0, factor: 0.5, threshold: 0.5 }, earlyStopping: { metric: 'valLoss', patience: 3 } }],
     ['SGD nesterov + per-batch cosine + rotate-translate augmentation', { epochs: 3, lr: 0.05, optimizer: { type: 'sgd', momentum: 0.9, nesterov: true }, scheduler: { type: 'cosine', tMax: 3 * STEPS, interval: 'step' }, aug: true, augment: { degrees: 10, translate: [0.1, 0.1] } }],
+    ['AdamW + OneCycle + batch norm recalibrated after each epoch + elastic augmentation', { epochs: 3, recalibrateBatchNorm: true, aug: true, augment: { degrees: 5, elastic: { alpha: 30, sigma: 4 } } }],
   ];
   for (const [name, options] of recipes) {
     it(name, async () => {
