@@ -56,6 +56,7 @@ export function recipeFrom(values: RecipeValues): RecipeTrialResult {
     beta2: num('beta2', ref.beta2),
     seed: num('seed', ref.seed),
     labelSmoothing: num('labelSmoothing', ref.labelSmoothing),
+    recalibrateBatchNorm: values.recalibrateBatchNorm === true,
     augment: {
       ...ref.augment,
       degrees: num('degrees', ref.augment.degrees ?? 0),

@@ -31,6 +31,8 @@ export const SEARCHABLE = {
   seed: 'int',
   // Cross-entropy against smoothed targets (below 1: all smoothing would teach nothing).
   labelSmoothing: 'smoothing',
+  // Batch norm's statistics from the clean training images after every epoch.
+  recalibrateBatchNorm: 'boolean',
   // Augmentation strengths (used when aug is on).
   degrees: 'nonnegative',
   translate: 'fraction',

@@ -54,6 +54,11 @@ describe('search space files', () => {
     expect(recipeFrom({}).recipe.labelSmoothing).toBe(0);
     expect(() => parseSpace({ params: { labelSmoothing: { low: 0, high: 1 } } }, 'space')).toThrow(/labelSmoothing/);
   });
+  it('searches batch norm recalibration as a choice of true or false', () => {
+    expect(recipeFrom({ recalibrateBatchNorm: true }).recipe.recalibrateBatchNorm).toBe(true);
+    expect(recipeFrom({}).recipe.recalibrateBatchNorm).toBe(false);
+    expect(() => parseSpace({ params: { recalibrateBatchNorm: { choices: [true, 'yes'] } } }, 'space')).toThrow(/recalibrateBatchNorm/);
+  });
   it('searches the elastic distortion, none unless alpha is above 0, sigma 5 unless given', () => {
     expect(recipeFrom({ elasticAlpha: 30 }).recipe.augment.elastic).toEqual({ alpha: 30, sigma: 5 });
     expect(recipeFrom({ elasticAlpha: 30, elasticSigma: 4 }).recipe.augment.elastic).toEqual({ alpha: 30, sigma: 4 });
