@@ -112,14 +112,18 @@ at::Tensor SampleWarps(int64_t n, int64_t height, int64_t width, const AugmentOp
 
 namespace {
 
+// torchvision's ElasticTransform blur width: int(8 sigma + 1) taps, made odd. Capped so
+// that an absurd sigma fails the size check rather than overflowing.
+int64_t BlurTaps(double sigma) {
+  int64_t k = static_cast<int64_t>(std::min(std::floor(8 * sigma + 1), 1e9));
+  return k % 2 == 0 ? k + 1 : k;
+}
+
 // gaussian_blur along one axis of length `size` as a [size, size] matrix: torchvision's
-// 1-d kernel (int(8 sigma + 1) taps, made odd) over the reflect-padded axis. A blur of
-// each plane is then two small matrix products instead of a 41-tap convolution over a
-// padded copy.
+// 1-d kernel over the reflect-padded axis. A blur of each plane is then two small matrix
+// products instead of a 41-tap convolution over a padded copy.
 at::Tensor BlurOperator(int64_t size, double sigma, const torch::TensorOptions& opts) {
-  int64_t k = static_cast<int64_t>(8 * sigma + 1);
-  if (k % 2 == 0) ++k;
-  const int64_t half = k / 2;
+  const int64_t k = BlurTaps(sigma), half = k / 2;
   std::vector<double> taps(static_cast<size_t>(k));
   double total = 0;
   for (int64_t t = 0; t < k; ++t) total += taps[t] = std::exp(-0.5 * std::pow(static_cast<double>(t - half) / sigma, 2));
@@ -141,8 +145,7 @@ at::Tensor ElasticDisplacement(const at::Tensor& noise, double alpha, double sig
   const int64_t n = noise.size(0), h = noise.size(2), w = noise.size(3);
   at::Tensor planes = noise.to(at::kFloat).reshape({n * 2, h, w});
   if (sigma > 0) {
-    int64_t k = static_cast<int64_t>(8 * sigma + 1);
-    if (k % 2 == 0) ++k;
+    const int64_t k = BlurTaps(sigma);
     if (k / 2 >= h || k / 2 >= w) {
       std::ostringstream msg;
       msg << "augment.elastic.sigma " << sigma << " needs a " << k << "-pixel blur, whose reflect padding (" << k / 2

@@ -170,6 +170,7 @@ print(json.dumps({"displacement": torch.cat(out_d).flatten().tolist(), "x": torc
     expect(() => b.augmentBatch(data.handle, 0, 16, { elastic: { sigma: 7 } }, 5)).toThrow(
       'augment.elastic.sigma 7 needs a 57-pixel blur, whose reflect padding (28) must be smaller than the image (28x28)',
     );
+    expect(() => b.augmentBatch(data.handle, 0, 16, { elastic: { sigma: 1e300 } }, 5)).toThrow(/augment\.elastic\.sigma 1e\+300 needs a 1000000001-pixel blur/);
   });
 });
 
