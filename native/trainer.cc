@@ -265,10 +265,15 @@ void Trainer::RecalibrateBatchNorm(const at::Tensor& images) {
   // With momentum None each batch norm keeps the cumulative average from its reset on, and
   // the statistics no longer depend on what they were: the augmented batches and the
   // earlier weights of the epoch leave no trace.
-  std::vector<std::pair<torch::nn::BatchNormOptions*, c10::optional<double>>> saved;
+  struct Momenta {  // each batch norm's own momentum, given back however the passes end
+    std::vector<std::pair<torch::nn::BatchNormOptions*, c10::optional<double>>> saved;
+    ~Momenta() {
+      for (auto& [options, momentum] : saved) options->momentum(momentum);
+    }
+  } momenta;
   auto reset = [&](auto* bn) {
     if (bn == nullptr || !bn->options.track_running_stats()) return;
-    saved.emplace_back(&bn->options, bn->options.momentum());
+    momenta.saved.emplace_back(&bn->options, bn->options.momentum());
     bn->options.momentum(c10::nullopt);
     bn->reset_running_stats();
   };
@@ -276,19 +281,13 @@ void Trainer::RecalibrateBatchNorm(const at::Tensor& images) {
     reset(m->as<torch::nn::BatchNorm2dImpl>());
     reset(m->as<torch::nn::BatchNorm1dImpl>());
   }
-  if (saved.empty()) return;
+  if (momenta.saved.empty()) return;
   torch::NoGradGuard no_grad;
   net->train();
   const int64_t n = images.size(0), bs = o_.batchSize;
-  try {
-    for (int64_t start = 0; start < n; start += bs) {
-      net->forward(Standardise(images.slice(0, start, std::min(n, start + bs)).to(torch::kFloat32).div_(255.0), spec));
-    }
-  } catch (...) {
-    for (auto& [options, momentum] : saved) options->momentum(momentum);
-    throw;
+  for (int64_t start = 0; start < n; start += bs) {
+    net->forward(Standardise(images.slice(0, start, std::min(n, start + bs)).to(torch::kFloat32).div_(255.0), spec));
   }
-  for (auto& [options, momentum] : saved) options->momentum(momentum);
 }
 
 namespace {
