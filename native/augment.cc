@@ -179,7 +179,7 @@ at::Tensor SampleDisplacements(int64_t n, int64_t height, int64_t width, const A
 
 at::Tensor Warp(const at::Tensor& x, const at::Tensor& theta, const at::Tensor& displacement, bool nearest) {
   if (!x.device().is_cpu() || x.scalar_type() != at::kFloat) {
-    return WarpGridSample(x, theta.to(x.device()), displacement.defined() ? displacement.to(x.device()) : displacement, nearest);
+    return WarpGridSample(x, theta.to(x.device()), displacement, nearest);
   }
   at::Tensor src = x.contiguous();
   const int64_t n = src.size(0), channels = src.size(1), h = src.size(2), w = src.size(3);

@@ -261,7 +261,6 @@ void Trainer::UpdateEma() {
 
 void Trainer::RecalibrateBatchNorm(const at::Tensor& images) {
   auto& net = model_->Net();
-  const ModelSpec& spec = model_->Spec();
   // With momentum None each batch norm keeps the cumulative average from its reset on, and
   // the statistics no longer depend on what they were: the augmented batches and the
   // earlier weights of the epoch leave no trace.
@@ -286,7 +285,7 @@ void Trainer::RecalibrateBatchNorm(const at::Tensor& images) {
   net->train();
   const int64_t n = images.size(0), bs = o_.batchSize;
   for (int64_t start = 0; start < n; start += bs) {
-    net->forward(Standardise(images.slice(0, start, std::min(n, start + bs)).to(torch::kFloat32).div_(255.0), spec));
+    net->forward(Normalise(images.slice(0, start, std::min(n, start + bs)), model_->Spec()));
   }
 }
 
