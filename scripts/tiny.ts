@@ -68,6 +68,8 @@ const CANDIDATES: Record<string, ModelSpec> = {
 const architectures: Record<string, ModelSpec> = { ...tinyModels, ...CANDIDATES };
 
 const HEAVY_AUGMENT = { degrees: 7.5, translate: [0.075, 0.075], shear: [-7.5, 7.5], distortion: 0.3, perspectiveP: 0.15 } as const satisfies TrainOptions['augment'];
+/** The reference warp, then torchvision's ElasticTransform with this alpha (sigma 5, its default). */
+const elasticAugment = (alpha: number): TrainOptions['augment'] => ({ ...REFERENCE_AUGMENT, elastic: { alpha, sigma: 5 } });
 
 /** The recipes compared on the validation split; each is written out in full in every log. */
 const RECIPES: Record<string, TrainOptions> = {
@@ -119,10 +121,10 @@ const RECIPES: Record<string, TrainOptions> = {
   'adamw-ls-heavy': { aug: true, labelSmoothing: 0.05, augment: HEAVY_AUGMENT },
   // Session 16, round 6: torchvision's ElasticTransform after the reference warp, at its
   // default strength (alpha 50, sigma 5) and at half the alpha.
-  'adamw-elastic': { aug: true, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 50, sigma: 5 } } },
-  'adamw-elastic-half': { aug: true, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
-  'adamw-ls-elastic': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 50, sigma: 5 } } },
-  'adamw-ls-elastic-half': { aug: true, labelSmoothing: 0.05, augment: { ...REFERENCE_AUGMENT, elastic: { alpha: 25, sigma: 5 } } },
+  'adamw-elastic': { aug: true, augment: elasticAugment(50) },
+  'adamw-elastic-half': { aug: true, augment: elasticAugment(25) },
+  'adamw-ls-elastic': { aug: true, labelSmoothing: 0.05, augment: elasticAugment(50) },
+  'adamw-ls-elastic-half': { aug: true, labelSmoothing: 0.05, augment: elasticAugment(25) },
   // Session 16, round 7: AdamW's weight decay, 1e-4 in every recipe so far, at PyTorch's
   // AdamW default (1e-2) and at 5e-2.
   'adamw-wd1e-2': { aug: true, weightDecay: 1e-2 },

@@ -41,6 +41,7 @@ export function recipeFrom(values: RecipeValues): RecipeTrialResult {
   const ref = REFERENCE_RECIPE;
   const translate = num('translate', Array.isArray(ref.augment.translate) ? ref.augment.translate[0] : (ref.augment.translate ?? 0));
   const shear = num('shear', Array.isArray(ref.augment.shear) ? ref.augment.shear[1] : (ref.augment.shear ?? 0));
+  const elasticAlpha = num('elasticAlpha', 0);
   const recipe: Recipe = {
     ...ref,
     epochs: num('epochs', ref.epochs),
@@ -64,7 +65,7 @@ export function recipeFrom(values: RecipeValues): RecipeTrialResult {
       shear: [-shear, shear],
       distortion: num('distortion', ref.augment.distortion ?? 0),
       perspectiveP: num('perspectiveP', ref.augment.perspectiveP ?? 0),
-      ...(num('elasticAlpha', 0) > 0 && { elastic: { alpha: num('elasticAlpha', 0), sigma: num('elasticSigma', 5) } }),
+      ...(elasticAlpha > 0 && { elastic: { alpha: elasticAlpha, sigma: num('elasticSigma', 5) } }),
     },
   };
   const model = typeof values.model === 'string' ? (values.model as ModelName) : 'super_light';
