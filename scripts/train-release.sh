@@ -75,12 +75,13 @@ cp runs/tiny/tiny8k-sep-s1.pt weights/tiny8k.pt
 npx tsx scripts/tiny.ts search --model tiny8k-sep --recipes adamw-ls10 --threads 1
 npx tsx scripts/tiny.ts search --model tiny5k-sep --recipes adamw-b64-lr2x --threads 1
 # Session 16: padded residual stages and SiLU (round 4), one more stage and a 1.5x warp
-# (round 5), elastic distortion (round 6), AdamW's weight decay (round 7); none qualified.
+# (round 5), elastic distortion (round 6), AdamW's weight decay (round 7), batch norm
+# recalibrated on the clean training images (round 8); none qualified.
 for pair in tiny8k:adamw-ls tiny5k:adamw-ref; do
   model=${pair%%:*} recipe=${pair#*:}
   npx tsx scripts/tiny.ts search --model "$model-sep-res" --recipes "$recipe" --threads 1
   npx tsx scripts/tiny.ts search --model "$model-sep-silu" --recipes "$recipe" --threads 1
   npx tsx scripts/tiny.ts search --model "$model-sep-deep" --recipes "$recipe" --threads 1
 done
-npx tsx scripts/tiny.ts search --model tiny8k-sep --recipes adamw-ls-heavy,adamw-ls-elastic,adamw-ls-elastic-half,adamw-ls-wd1e-2,adamw-ls-wd5e-2 --threads 1
-npx tsx scripts/tiny.ts search --model tiny5k-sep --recipes adamw-heavy,adamw-elastic,adamw-elastic-half,adamw-wd1e-2,adamw-wd5e-2 --threads 1
+npx tsx scripts/tiny.ts search --model tiny8k-sep --recipes adamw-ls-heavy,adamw-ls-elastic,adamw-ls-elastic-half,adamw-ls-wd1e-2,adamw-ls-wd5e-2,adamw-ls-rbn --threads 1
+npx tsx scripts/tiny.ts search --model tiny5k-sep --recipes adamw-heavy,adamw-elastic,adamw-elastic-half,adamw-wd1e-2,adamw-wd5e-2,adamw-rbn --threads 1
